@@ -1,0 +1,5 @@
+"""Registered backbones; importing this package registers them in ``vit_backbones.registry.MODELS``."""
+from .base import BaseBackbone, parse_out_indices
+from .swin import SwinTransformer
+
+__all__ = ['BaseBackbone', 'parse_out_indices', 'SwinTransformer']

@@ -1,0 +1,56 @@
+"""Helpers shared by the checkpoint converters: pure functions over ``dict[str, Tensor]``."""
+import re
+from typing import Any, NamedTuple, Sequence
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint does not fit the backbone it is loaded into."""
+
+
+class Converted(NamedTuple):
+    """A converted state dict, the layout it came from and the keys left out (key -> reason)."""
+
+    state_dict: dict[str, Any]
+    source: str
+    dropped: dict[str, str]
+
+
+WRAPPER_KEYS = ('state_dict', 'model', 'module', 'model_state')
+
+
+def unwrap_state_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Return the state dict inside a checkpoint (``state_dict``/``model`` wrappers, ``module.`` prefixes)."""
+    for key in WRAPPER_KEYS:
+        if isinstance(checkpoint.get(key), dict):
+            return unwrap_state_dict(checkpoint[key])
+    if checkpoint and all(k.startswith('module.') for k in checkpoint):
+        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+def strip_prefix(state_dict: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Keep the keys under ``prefix`` with the prefix removed; other keys are left out."""
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def rename_keys(state_dict: dict[str, Any], rules: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Apply regex rename ``rules`` (pattern, replacement string or function) to every key, in order."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def drop_keys(state_dict: dict[str, Any], rules: Sequence[tuple[str, str]],
+              dropped: dict[str, str]) -> dict[str, Any]:
+    """Remove keys matching any (pattern, reason) rule, recording each in ``dropped``."""
+    out = {}
+    for key, value in state_dict.items():
+        reason = next((why for pattern, why in rules if re.search(pattern, key)), None)
+        if reason is None:
+            out[key] = value
+        else:
+            dropped[key] = reason
+    return out
