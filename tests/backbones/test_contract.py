@@ -1,0 +1,158 @@
+"""The backbone contract, checked for every registered backbone with a tiny architecture."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import vit_backbones  # noqa: F401
+from vit_backbones.backbones import BaseBackbone
+from vit_backbones.registry import MODELS
+
+from .tiny_archs import TINY
+
+NAMES = sorted(TINY)
+
+
+def build(name: str, **overrides) -> BaseBackbone:
+    kwargs = dict(TINY[name][0], **overrides)
+    return MODELS.build(dict(type=name, **kwargs))
+
+
+def test_every_registered_backbone_has_a_tiny_arch():
+    registered = {name for name, cls in MODELS.module_dict.items() if issubclass(cls, BaseBackbone)}
+    assert registered, 'no backbone registered'
+    assert registered <= set(TINY), f'add tiny archs for {sorted(registered - set(TINY))}'
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('size', [(224, 224), (230, 197), (112, 137), (31, 31)])
+def test_outputs_channels_strides_and_exact_sizes(name, size):
+    torch.manual_seed(0)
+    model = build(name).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    assert isinstance(outs, tuple) and len(outs) == len(model.out_indices) == len(model.out_channels)
+    expected = TINY[name][1][size]
+    for out, channels, index in zip(outs, model.out_channels, model.out_indices):
+        assert out.shape == (2, channels, *expected[index])
+        assert out.is_contiguous() and torch.isfinite(out).all()
+    strides = [224 // out.shape[-1] for out in model(torch.randn(1, 3, 224, 224))]
+    assert tuple(strides) == model.out_strides
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_negative_and_partial_out_indices(name):
+    full = build(name)
+    model = build(name, out_indices=(-1, 1))
+    n = full.num_stages
+    assert model.out_indices == (n - 1, 1)
+    assert model.out_channels == (full.out_channels[n - 1], full.out_channels[1])
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == list(model.out_channels)
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('bad', [(4,), (-5,), (0, 0), (), (1.0,)])
+def test_invalid_out_indices_raise(name, bad):
+    with pytest.raises(ValueError, match='out_indices'):
+        build(name, out_indices=bad)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_unknown_arch_raises(name):
+    with pytest.raises(ValueError, match='arch'):
+        build(name, arch='gigantic')
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('shape', [(1, 1, 32, 32), (3, 32, 32), (1, 3, 1, 32, 32)])
+def test_bad_input_raises_value_error(name, shape):
+    model = build(name)
+    with pytest.raises(ValueError, match='expects'):
+        model(torch.randn(*shape))
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_backward_reaches_every_trainable_parameter(name):
+    torch.manual_seed(0)
+    model = build(name).train()
+    outs = model(torch.randn(2, 3, 61, 75))
+    sum(o.float().pow(2).mean() for o in outs).backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None, f'{pname} got no gradient'
+        assert torch.isfinite(param.grad).all(), f'{pname} has a non-finite gradient'
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_with_cp_matches_outputs_and_gradients(name):
+    torch.manual_seed(0)
+    plain = build(name, drop_path_rate=0.0).train()
+    ckpt = build(name, drop_path_rate=0.0, with_cp=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 80)
+    outs = [m(x) for m in (plain, ckpt)]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    for model, out in zip((plain, ckpt), outs):
+        sum(o.sum() for o in out).backward()
+    for (pname, p), (_, q) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=pname)
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('frozen', [0, 1, 2])
+def test_frozen_stages_stay_frozen(name, frozen):
+    model = build(name, frozen_stages=frozen)
+    frozen_parts = list(model.stem_parts())
+    for index in range(frozen):
+        frozen_parts.extend(model.stage_parts(index))
+    frozen_ids = set()
+    for part in frozen_parts:
+        params = [part] if isinstance(part, nn.Parameter) else list(part.parameters())
+        frozen_ids |= {id(p) for p in params}
+    assert frozen_ids
+    assert model.train() is model
+    for pname, param in model.named_parameters():
+        assert param.requires_grad == (id(param) not in frozen_ids), pname
+    for part in frozen_parts:
+        if isinstance(part, nn.Module):
+            assert not any(m.training for m in part.modules())
+    later = model.stage_parts(frozen)
+    assert any(m.training for part in later if isinstance(part, nn.Module) for m in part.modules())
+    # frozen weights do not move in a training step
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(o.sum() for o in model(torch.randn(1, 3, 64, 64))).backward()
+    opt.step()
+    after = model.state_dict()
+    for pname, param in model.named_parameters():
+        if id(param) in frozen_ids:
+            torch.testing.assert_close(before[pname], after[pname], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_frozen_stages_out_of_range(name):
+    with pytest.raises(ValueError, match='frozen_stages'):
+        build(name, frozen_stages=99)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_strict_state_dict_round_trip(name):
+    torch.manual_seed(0)
+    a = build(name).eval()
+    torch.manual_seed(1)
+    b = build(name).eval()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for p, q in zip(a(x), b(x)):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_init_weights_is_random_init_only(name):
+    model = build(name)
+    model.init_weights()
+    for pname, param in model.named_parameters():
+        assert torch.isfinite(param).all(), pname
