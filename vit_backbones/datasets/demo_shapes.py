@@ -1,0 +1,198 @@
+"""Demo Shapes: a tiny synthetic segmentation dataset that a CPU can learn in minutes.
+
+Each image shows several filled shapes (circle, square, triangle, star) on a textured, noisy background. A class
+has its own hue band (jittered in hue, saturation and brightness) and its own outline, so the task is learnable
+quickly, while random size, rotation, position and occlusion keep it from being trivial.
+
+The layout is the one mmseg's ``BaseSegDataset`` reads with ``img_suffix='.png'`` and ``seg_map_suffix='.png'``::
+
+    ROOT/img_dir/{train,val}/000000.png     RGB images (stored as PNG)
+    ROOT/ann_dir/{train,val}/000000.png     uint8 label maps, 0 = background, 1..K-1 = shapes
+    ROOT/demo_shapes.json                   manifest, written last: its presence marks a complete dataset
+
+Generation is deterministic for a seed: every image draws from its own generator seeded by
+``(seed, split, index)``, so changing the number of images never changes the ones already there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+CLASSES: tuple[str, ...] = ('background', 'circle', 'square', 'triangle', 'star')
+PALETTE: list[list[int]] = [[0, 0, 0], [220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
+MANIFEST = 'demo_shapes.json'
+SPLITS: tuple[str, ...] = ('train', 'val')
+
+# Centre hue (degrees) of each shape class; jittered by up to +-_HUE_JITTER.
+_HUES: dict[str, float] = {'circle': 0.0, 'square': 125.0, 'triangle': 225.0, 'star': 52.0}
+_HUE_JITTER = 14.0
+
+
+def is_complete(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a dataset this module finished writing (its manifest exists)."""
+    return (Path(root) / MANIFEST).is_file()
+
+
+def _hsv_to_bgr(hue_deg: float, sat: float, val: float) -> tuple[float, float, float]:
+    """Converts one HSV colour (hue in degrees, sat/val in [0, 1]) to a BGR tuple in [0, 255]."""
+    hsv = np.array([[[hue_deg % 360.0 / 2.0, sat * 255.0, val * 255.0]]], dtype=np.float32)
+    hsv = hsv.round().clip(0, 255).astype(np.uint8)
+    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return tuple(float(c) for c in bgr)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A low-saturation background: colour gradient + blurred noise blobs + stripes. Returns (H, W, 3) float32."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    c0 = np.array(_hsv_to_bgr(rng.uniform(0, 360), rng.uniform(0, 0.3), rng.uniform(0.3, 0.9)), np.float32)
+    c1 = np.array(_hsv_to_bgr(rng.uniform(0, 360), rng.uniform(0, 0.3), rng.uniform(0.3, 0.9)), np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = (np.cos(angle) * xx + np.sin(angle) * yy)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    img = c0 * (1 - t[..., None]) + c1 * t[..., None]  # (H, W, 3)
+    blobs = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), size / 16)
+    img += blobs[..., None] / max(float(np.abs(blobs).max()), 1e-6) * rng.uniform(10, 40)
+    if rng.random() < 0.5:  # faint stripes, a texture that is not a shape
+        period = rng.uniform(6, 20)
+        img += (np.sin(2 * np.pi * (xx * np.cos(angle) - yy * np.sin(angle)) * size / period) * 12)[..., None]
+    return img
+
+
+def _polygon(kind: str, rng: np.random.Generator, cx: float, cy: float, r: float) -> np.ndarray | None:
+    """Vertices (N, 1, 2) int32 of a rotated square, triangle or star of radius ``r``; None for a circle."""
+    rot = rng.uniform(0, 2 * np.pi)
+    if kind == 'circle':
+        return None
+    if kind == 'square':
+        aspect = rng.uniform(0.75, 1.0)
+        half = np.array([[-1, -aspect], [1, -aspect], [1, aspect], [-1, aspect]]) * r / np.sqrt(2)
+        pts = half
+    elif kind == 'triangle':
+        ang = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3])
+        pts = np.stack([np.cos(ang), np.sin(ang)], axis=1) * r
+    elif kind == 'star':
+        ang = np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        pts = np.stack([np.cos(ang) * radii, np.sin(ang) * radii], axis=1)
+    else:
+        raise ValueError(f'unknown shape {kind!r}')
+    rot_m = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+    pts = pts @ rot_m.T + np.array([cx, cy])  # (N, 2)
+    return np.round(pts).astype(np.int32).reshape(-1, 1, 2)
+
+
+def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draws one image and its label map.
+
+    Args:
+        rng: Source of randomness for this sample.
+        size: Side length in pixels.
+
+    Returns:
+        ``(image, label)``: a (size, size, 3) uint8 BGR image and a (size, size) uint8 label map.
+    """
+    img = _background(rng, size)
+    label = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(3, 7))):
+        cls_id = int(rng.integers(1, len(CLASSES)))
+        kind = CLASSES[cls_id]
+        r = rng.uniform(0.09, 0.24) * size
+        cx, cy = rng.uniform(0.05, 0.95, size=2) * size
+        hue = _HUES[kind] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)
+        colour = _hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
+        mask = np.zeros((size, size), np.uint8)
+        poly = _polygon(kind, rng, cx, cy, r)
+        if poly is None:
+            cv2.circle(mask, (int(round(cx)), int(round(cy))), int(round(r * 0.8)), 1, thickness=-1)
+        else:
+            cv2.fillPoly(mask, [poly], 1)
+        shade = 1.0 + rng.uniform(-0.15, 0.15) * ((np.mgrid[0:size, 0:size][1] / size) - 0.5)  # (H, W)
+        fill = np.array(colour, np.float32) * shade[..., None]  # (H, W, 3)
+        on = mask.astype(bool)
+        img[on] = fill[on]
+        label[on] = cls_id
+    img += rng.normal(0, rng.uniform(3, 10), img.shape).astype(np.float32)
+    return img.round().clip(0, 255).astype(np.uint8), label
+
+
+def _write_split(root: Path, split: str, split_id: int, num: int, size: int, seed: int) -> list[int]:
+    """Writes ``num`` samples of one split under ``root``; returns per-class pixel counts."""
+    img_dir, ann_dir = root / 'img_dir' / split, root / 'ann_dir' / split
+    img_dir.mkdir(parents=True)
+    ann_dir.mkdir(parents=True)
+    counts = np.zeros(len(CLASSES), np.int64)
+    for i in range(num):
+        rng = np.random.default_rng([seed, split_id, i])
+        img, label = render_sample(rng, size)
+        name = f'{i:06d}.png'
+        if not (cv2.imwrite(str(img_dir / name), img) and cv2.imwrite(str(ann_dir / name), label)):
+            raise OSError(f'could not write {img_dir / name}')
+        counts += np.bincount(label.ravel(), minlength=len(CLASSES))
+    return counts.tolist()
+
+
+def generate_demo_shapes(root: str | os.PathLike, num_train: int = 400, num_val: int = 50, size: int = 128,
+                         seed: int = 0, force: bool = False, exist_ok: bool = False) -> dict[str, Any]:
+    """Writes the Demo Shapes dataset to ``root``.
+
+    The dataset is built in a temporary sibling folder and renamed into place once complete, so ``root`` is never
+    left half-written.
+
+    Args:
+        root: Target folder; it must not exist yet (an empty folder is fine).
+        num_train: Number of training images.
+        num_val: Number of validation images.
+        size: Image side length in pixels.
+        seed: Seed of the generator; the same seed gives byte-identical files.
+        force: Replace whatever is at ``root``.
+        exist_ok: If ``root`` already holds a complete dataset, return its manifest instead of raising.
+
+    Returns:
+        The manifest: ``root``, ``classes``, ``palette``, ``num_train``, ``num_val``, ``size``, ``seed`` and
+        ``pixel_counts`` (per split, per class).
+
+    Raises:
+        FileExistsError: ``root`` exists and is not empty, and neither ``force`` nor ``exist_ok`` allows it.
+    """
+    root = Path(root)
+    if num_train < 1 or num_val < 1 or size < 16:
+        raise ValueError('need num_train >= 1, num_val >= 1 and size >= 16')
+    if root.exists() and not force:
+        if is_complete(root):
+            if exist_ok:
+                return json.loads((root / MANIFEST).read_text())
+            raise FileExistsError(f'{root} already holds a demo dataset; pass force=True (--force) to regenerate it')
+        if not root.is_dir() or any(root.iterdir()):
+            raise FileExistsError(f'{root} exists and is not a demo dataset; remove it or pass force=True (--force)')
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f'.{root.name}.tmp-{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        pixel_counts = {split: _write_split(tmp, split, split_id, num, size, seed)
+                        for split_id, (split, num) in enumerate(zip(SPLITS, (num_train, num_val)))}
+        manifest = dict(classes=list(CLASSES), palette=PALETTE, num_train=num_train, num_val=num_val, size=size,
+                        seed=seed, pixel_counts=pixel_counts)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
+        _move_into_place(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _move_into_place(tmp: Path, root: Path) -> None:
+    """Renames ``tmp`` to ``root``, first moving aside (then deleting) anything already at ``root``."""
+    old = root.parent / f'.{root.name}.old-{os.getpid()}'
+    if root.exists() or root.is_symlink():
+        os.rename(root, old)
+    os.rename(tmp, root)
+    if old.is_symlink() or old.is_file():
+        old.unlink()
+    elif old.exists():
+        shutil.rmtree(old)
