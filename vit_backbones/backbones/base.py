@@ -153,14 +153,15 @@ class BaseBackbone(BaseModule):
             if own and all(k.startswith('backbone.') for k in own if not k.startswith(_HEAD_PREFIXES)):
                 own = strip_prefix(own, 'backbone.')  # a whole detector/segmentor checkpoint
         result = self.convert_state_dict(own)
-        expected = set(self.state_dict().keys())
-        matched = expected & result.state_dict.keys()
+        expected = self.state_dict()
+        matched = [k for k, v in result.state_dict.items()
+                   if k in expected and getattr(v, 'shape', None) == expected[k].shape]
         if len(matched) < MIN_MATCHED_FRACTION * len(expected):
             sample = ', '.join(sorted(own)[:8]) or '(none)'
             raise CheckpointMismatchError(
                 f'only {len(matched)} of the {len(expected)} keys {type(self).__name__} expects are in the '
-                f'state dict (layout read as {result.source!r}); this does not look like a checkpoint of '
-                f'this backbone. Its first keys: {sample}')
+                f'state dict with the expected shape (layout read as {result.source!r}); this does not look '
+                f'like a checkpoint of this backbone and architecture. Its first keys: {sample}')
         if result.source != 'vit_backbones' or result.dropped:
             dropped = ', '.join(f'{k} ({why})' for k, why in sorted(result.dropped.items())) or 'none'
             print_log(f'{type(self).__name__}: converted a {result.source} checkpoint '
