@@ -1,0 +1,32 @@
+# Developer entry points. `make test` is what CI runs (see .ci/run).
+#   make install  create .venv (if missing) and install everything into it
+#   make test     install, then run the test suite
+#   make demo     install, then run tools/demo.sh (data, training, evaluation)
+#   make clean    remove build outputs and caches; keeps .venv but forgets that
+#                 it was installed, so the next target re-checks it
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo clean distclean
+
+install: $(STAMP)
+
+$(STAMP): setup.py tools/install.sh
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	PYTHON=$(VPY) bash tools/install.sh
+	touch $@
+
+test: install
+	$(VPY) -m pytest tests -q -p no:cacheprovider
+
+demo: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo.sh
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache vit_backbones/.mim $(STAMP)
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
