@@ -97,19 +97,23 @@ class WindowAttention(nn.Module):
             Tensor of shape (B, nW, N, C).
         """
         B, nW, N, C = x.shape
-        # (B, nW, N, 3C) -> (B, nW, N, 3, h, d) -> (3, B, nW, h, N, d)
-        q, k, v = self.qkv(x).reshape(B, nW, N, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)
+        # (B, nW, N, 3C) -> (B*nW, N, 3, h, d) -> (3, B*nW, h, N, d)
+        qkv = self.qkv(x).reshape(B * nW, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
         bias = self.relative_position_bias()  # (h, N, N)
         if mask is not None:
             bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, h, N, N)
         if self.fused_attn:
+            if mask is not None:  # the CPU and CUDA kernels want a 4-D mask: (nW, h, N, N) -> (B*nW, h, N, N)
+                bias = bias.unsqueeze(0).expand(B, -1, -1, -1, -1).reshape(B * nW, self.num_heads, N, N)
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                                dropout_p=self.attn_drop if self.training else 0.0)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (B*nW, h, N, N)
+            attn = attn.view(B, nW, self.num_heads, N, N) + bias  # broadcast over batch (and windows)
             attn = F.dropout(attn.softmax(dim=-1), self.attn_drop, self.training)
-            x = attn @ v
-        x = x.transpose(2, 3).reshape(B, nW, N, C)  # (B, nW, h, N, d) -> (B, nW, N, h*d)
+            x = attn.view(B * nW, self.num_heads, N, N) @ v
+        x = x.transpose(1, 2).reshape(B, nW, N, C)  # (B*nW, h, N, d) -> (B*nW, N, h, d) -> (B, nW, N, C)
         return self.proj_drop(self.proj(x))
 
 
