@@ -23,9 +23,9 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable, Union
 
+import mmengine.fileio.io as mmengine_io
 import numpy as np
 import torch
-import mmengine.fileio.io as mmengine_io
 from mmengine.config import ConfigDict
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
