@@ -26,6 +26,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # run from a checkout, installed or not
+    sys.path.insert(0, REPO_ROOT)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -23,8 +23,10 @@ from tiny_mmengine_modules import tiny_config  # noqa: E402
 def run_tool(*args: str, cwd: Path, script: str = 'train.py',
              timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``tools/<script>`` with this interpreter; output is captured."""
+    # Only the helpers go on PYTHONPATH: the tools must find the package
+    # from the checkout themselves, installed or not.
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=os.pathsep.join(
-        [str(HELPERS), str(REPO), os.environ.get('PYTHONPATH', '')]))
+        [str(HELPERS), os.environ.get('PYTHONPATH', '')]))
     cmd = ([sys.executable, str(TOOLS / script)] if script.endswith('.py')
            else ['bash', str(TOOLS / script)])
     return subprocess.run(
