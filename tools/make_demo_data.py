@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vit_backbones.datasets.demo_shapes import generate_demo_shapes
+from vit_backbones.datasets.demo_shapes import generate_demo_shapes, is_complete
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,14 +27,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Generates the dataset; returns the exit code (1 if ROOT exists and neither --force nor --exist-ok allows it)."""
     args = parse_args(argv)
+    existed = is_complete(args.root) and not args.force
     try:
         info = generate_demo_shapes(args.root, num_train=args.num_train, num_val=args.num_val, size=args.size,
                                     seed=args.seed, force=args.force, exist_ok=args.exist_ok)
     except FileExistsError as err:
         print(f'make_demo_data: {err}', file=sys.stderr)
         return 1
-    print(f"wrote {info['num_train']} train + {info['num_val']} val images ({info['size']}x{info['size']}, "
-          f"classes: {', '.join(info['classes'])}) to {args.root}")
+    verb = 'found' if existed else 'wrote'
+    print(f"{verb} {info['num_train']} train + {info['num_val']} val images ({info['size']}x{info['size']}, "
+          f"classes: {', '.join(info['classes'])}) in {args.root}")
     return 0
 
 

@@ -136,5 +136,6 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(args) == 1
     assert '--force' in capsys.readouterr().err
     assert cli.main([*args, '--exist-ok']) == 0
+    assert 'found 2 train + 1 val' in capsys.readouterr().out
     assert cli.main([*args, '--force']) == 0
     assert json.loads((tmp_path / 'shapes' / demo_shapes.MANIFEST).read_text())['seed'] == 1
