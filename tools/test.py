@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (LAUNCHERS, build_runner, check_data_or_exit,  # noqa: E402
+from train import (LAUNCHERS, build_runner, check_data_or_exit, shutdown_distributed,  # noqa: E402
                    fail, load_config, setup_cpu_distributed)
 
 
@@ -90,6 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         runner.test()
     except CheckpointError as err:
         fail(err)
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -131,6 +131,16 @@ def setup_cpu_distributed(cfg: Config) -> Optional[str]:
             'device_ids=None.')
 
 
+def shutdown_distributed() -> None:
+    """Destroy the process group, if any, before the interpreter exits.
+
+    A gloo group still alive at exit can abort a worker ("terminate called without an active exception"),
+    which fails a finished distributed run.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner named by ``cfg.runner_type`` (default: Runner)."""
     if 'runner_type' in cfg:
@@ -168,6 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         runner.train()
     except CheckpointError as err:  # unreadable checkpoint given to resume
         fail(err)
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == '__main__':
