@@ -47,6 +47,22 @@ def parse_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int) -
     return tuple(parsed)
 
 
+def resolve_arch(arch: Union[str, dict], archs: dict[str, dict[str, Any]], keys: Sequence[str],
+                 optional: Sequence[str] = ()) -> dict:
+    """Return a copy of the preset named ``arch``, or validate a custom arch dict.
+
+    A custom dict must hold every key of ``keys`` and may hold those of ``optional``.
+    """
+    if isinstance(arch, str):
+        if arch not in archs:
+            raise ValueError(f'unknown arch {arch!r}; expected one of {sorted(archs)} or a dict with {tuple(keys)}')
+        return dict(archs[arch])
+    if not isinstance(arch, dict) or not set(keys) <= set(arch) <= set(keys) | set(optional):
+        raise ValueError(f'a custom arch must be a dict with exactly the keys {tuple(keys)}'
+                         f'{f" (optionally {tuple(optional)})" if optional else ""}, got {arch!r}')
+    return dict(arch)
+
+
 class BaseBackbone(BaseModule):
     """Shared behaviour of all backbones; subclasses build their layers and implement the hooks below.
 

@@ -22,7 +22,7 @@ from ..layers import (DropPath, Mlp, PatchEmbed, PatchMerging, get_act_layer, ge
                       nhwc_to_nchw, relative_position_index, resize_abs_pos_embed,
                       resize_rel_pos_bias_table, shifted_window_mask, window_partition, window_reverse)
 from ..registry import MODELS
-from .base import BaseBackbone, Freezable
+from .base import BaseBackbone, Freezable, resolve_arch
 
 ARCHS: dict[str, dict[str, Any]] = {
     'tiny': dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -31,17 +31,6 @@ ARCHS: dict[str, dict[str, Any]] = {
     'large': dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 ARCH_KEYS = ('embed_dim', 'depths', 'num_heads')
-
-
-def resolve_arch(arch: Union[str, dict], archs: dict[str, dict[str, Any]], keys: Sequence[str]) -> dict:
-    """Return the preset named ``arch`` or validate a custom arch dict holding exactly ``keys``."""
-    if isinstance(arch, str):
-        if arch not in archs:
-            raise ValueError(f'unknown arch {arch!r}; expected one of {sorted(archs)} or a dict with {keys}')
-        return dict(archs[arch])
-    if not isinstance(arch, dict) or set(arch) != set(keys):
-        raise ValueError(f'a custom arch must be a dict with exactly the keys {keys}, got {arch!r}')
-    return dict(arch)
 
 
 class WindowAttention(nn.Module):

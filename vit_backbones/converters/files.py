@@ -8,6 +8,7 @@ import torch
 
 from ..engine.checkpoint_io import AtomicLocalBackend, load_checkpoint_file
 from .common import Converted, unwrap_state_dict
+from .pvt import convert_pvt_to_ours, pvt_ours_to_timm
 from .swin import convert_swin_to_ours, swin_ours_to_timm
 
 # family -> target -> converter from any known layout of that family
@@ -15,6 +16,10 @@ CONVERTERS: dict[str, dict[str, Callable[[dict], Converted]]] = {
     'swin': {
         'ours': convert_swin_to_ours,
         'timm': lambda sd: swin_ours_to_timm(convert_swin_to_ours(sd).state_dict),
+    },
+    'pvt': {
+        'ours': convert_pvt_to_ours,
+        'timm': lambda sd: pvt_ours_to_timm(convert_pvt_to_ours(sd).state_dict),
     },
 }
 
