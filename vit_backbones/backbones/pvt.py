@@ -224,7 +224,7 @@ class _PvtBase(BaseBackbone):
             self.patch_embed = PatchEmbed(in_channels, dims[0], 7, 4, 3)
         else:
             self.patch_embed = PatchEmbed(in_channels, dims[0], 4, 4, 0)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         num_built = max(self.out_indices) + 1
         for i in range(num_built):

@@ -258,7 +258,7 @@ class SwinTransformer(BaseBackbone):
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, dims[0], grid, grid))
         self.pos_drop = nn.Dropout(drop_rate)
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.layers = nn.ModuleList()
         for i in range(num_built):
             self.layers.append(SwinStage(

@@ -1,0 +1,77 @@
+"""PVT-specific behaviour beyond the shared contract."""
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+
+from vit_backbones.backbones import PyramidVisionTransformer, PyramidVisionTransformerV2
+from vit_backbones.backbones.pvt import V2_ARCHS, SpatialReductionAttention
+
+TINY = dict(embed_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), mlp_ratios=(2, 2, 2, 2),
+            sr_ratios=(8, 4, 2, 1))
+
+
+@pytest.mark.parametrize('cls,kwargs', [(PyramidVisionTransformer, {}),
+                                        (PyramidVisionTransformerV2, {}),
+                                        (PyramidVisionTransformerV2, {'linear': True})])
+def test_fused_and_math_attention_agree(cls, kwargs):
+    torch.manual_seed(0)
+    model = cls(dict(TINY, **kwargs)).eval()
+    x = torch.randn(2, 3, 100, 76)
+    with torch.no_grad():
+        fused = model(x)
+        model.fused_attn = False
+        math = model(x)
+    for a, b in zip(fused, math):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_sra_pools_keys_to_7x7():
+    attn = SpatialReductionAttention(16, 2, sr_ratio=8, linear=True)
+    assert attn.reduce(torch.randn(2, 30 * 20, 16), (30, 20)).shape == (2, 49, 16)
+    plain = SpatialReductionAttention(16, 2, sr_ratio=8)
+    assert plain.reduce(torch.randn(2, 30 * 20, 16), (30, 20)).shape == (2, 3 * 2, 16)
+
+
+@pytest.mark.parametrize('arch', sorted(V2_ARCHS))
+def test_v2_presets_match_timm_shapes(arch):
+    with torch.device('meta'):  # shapes only: no memory, no init cost
+        ours = PyramidVisionTransformerV2(arch)
+        ref = timm.create_model(f'pvt_v2_{arch}', pretrained=False, num_classes=0)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_v1_position_embedding_resized_at_run_time_and_on_load(tmp_path):
+    torch.manual_seed(0)
+    src = PyramidVisionTransformer(TINY, pretrain_img_size=64, drop_path_rate=0.0).eval()
+    assert src.stages[0].pos_embed.shape == (1, 16, 16, 16)
+    with torch.no_grad():
+        out = src(torch.randn(1, 3, 96, 80))  # grids differ from the 16x16 embedding: resized bilinearly
+    assert out[0].shape[-2:] == (24, 20)
+    torch.save(src.state_dict(), tmp_path / 'v1.pth')
+    model = PyramidVisionTransformer(TINY, pretrain_img_size=128, drop_path_rate=0.0,
+                                     init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'v1.pth')))
+    model.init_weights()
+    expected = F.interpolate(src.stages[1].pos_embed, size=(16, 16), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(model.stages[1].pos_embed.data, expected)
+
+
+def test_timm_v2_checkpoint_loads_through_init_cfg(tmp_path):
+    torch.manual_seed(0)
+    ref = timm.create_model('pvt_v2_b0', pretrained=False, num_classes=3).eval()
+    torch.save({'state_dict': ref.state_dict()}, tmp_path / 'timm.pth')
+    model = PyramidVisionTransformerV2('b0', drop_path_rate=0.0,
+                                       init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'timm.pth')))
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), ref.forward_intermediates(x, intermediates_only=True)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arch_dicts():
+    with pytest.raises(ValueError, match='one value per stage'):
+        PyramidVisionTransformerV2(dict(TINY, depths=(1, 1, 1)))
+    with pytest.raises(ValueError, match='custom arch'):
+        PyramidVisionTransformer(dict(TINY, linear=True))  # linear SRA is a v2 option
