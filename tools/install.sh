@@ -39,8 +39,9 @@ if [[ -n $WHEELHOUSE ]]; then
     if [[ -d $WHEELHOUSE ]]; then
         WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)  # absolute: steps cd
     else
-        echo "install.sh: wheelhouse '$WHEELHOUSE' is not a directory; ignoring it" >&2
-        WHEELHOUSE=
+        echo "install.sh: wheelhouse '$WHEELHOUSE' (from --wheelhouse or WHEELHOUSE) is not a directory;" \
+            "expected a folder holding mmcv-$MMCV_VERSION-*.whl and SHA256SUMS (unset it to build mmcv from source)" >&2
+        exit 2
     fi
 fi
 
