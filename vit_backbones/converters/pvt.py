@@ -5,6 +5,11 @@ Layouts:
       v1 ``pos_embed{i}`` of shape (1, N, C) (the last one with a cls row in classification checkpoints),
       ``cls_token`` and a final ``norm``; ``head``.
     * ``timm`` (v2): our names plus ``head``.
+    * ``mm``: mmdet ``PyramidVisionTransformer(V2)``. Stage i is ``layers.{i}``: ``.0`` the patch embedding
+      (``projection``, ``norm``), ``.1`` the blocks (after the v1 position embedding ``.1.0.pos_embed`` of shape
+      (1, N, C), which shifts them by one), ``.2`` the v2 stage norm. Blocks hold ``nn.MultiheadAttention``
+      (``attn.attn.in_proj_*`` = q and kv stacked, ``attn.attn.out_proj``) and 1x1-conv MLPs under
+      ``ffn.layers`` (fc1 ``0``; fc2 ``3`` in v1, ``4`` in v2 after the depth-wise conv ``1``).
     * ours: ``patch_embed``, ``stages.{i}.downsample`` (i >= 1), ``stages.{i}.blocks.{j}``, v2 ``stages.{i}.norm``,
       v1 ``stages.{i}.pos_embed`` of shape (1, C, h, w).
 """
@@ -15,10 +20,16 @@ from .common import Converted, drop_keys, rename_keys
 
 
 def detect_pvt_layout(state_dict: dict[str, Any]) -> str:
-    """Name the layout of a PVT state dict: ``'official'``, ``'timm'``, ``'vit_backbones'`` or ``'unknown'``."""
+    """Name the layout of a PVT state dict.
+
+    Returns:
+        ``'official'``, ``'mm'``, ``'timm'``, ``'vit_backbones'`` or ``'unknown'``.
+    """
     keys = state_dict.keys()
     if 'patch_embed1.proj.weight' in keys:
         return 'official'
+    if 'layers.0.0.projection.weight' in keys:
+        return 'mm'
     if 'patch_embed.proj.weight' in keys and any(k.startswith('stages.') for k in keys):
         return 'timm' if any(k.startswith('head.') for k in keys) else 'vit_backbones'
     return 'unknown'
@@ -57,6 +68,62 @@ def pvt_official_to_ours(state_dict: dict[str, Any]) -> Converted:
     return Converted(sd, 'official', dropped)
 
 
+def _mm_to_ours_rules(block_offsets: dict[int, int]) -> list[tuple[str, Any]]:
+    """Rename table for mmdet PVT keys; ``block_offsets[i]`` is 1 where ``layers.{i}.1.0`` is a position embedding."""
+
+    def block(m: re.Match) -> str:
+        stage = int(m.group(1))
+        return f'stages.{stage}.blocks.{int(m.group(2)) - block_offsets.get(stage, 0)}.'
+
+    return [
+        (r'^layers\.0\.0\.', 'patch_embed.'),
+        (r'^layers\.(\d+)\.0\.', r'stages.\1.downsample.'),
+        (r'^(patch_embed|stages\.\d+\.downsample)\.projection\.', r'\1.proj.'),
+        (r'^layers\.(\d+)\.1\.0\.pos_embed$', r'stages.\1.pos_embed'),
+        (r'^layers\.(\d+)\.1\.(\d+)\.', block),
+        (r'^layers\.(\d+)\.2\.', r'stages.\1.norm.'),
+        (r'\.attn\.attn\.out_proj\.', '.attn.proj.'),
+        (r'\.ffn\.layers\.0\.', '.mlp.fc1.'),
+        (r'\.ffn\.layers\.1\.', '.mlp.dwconv.'),
+        (r'\.ffn\.layers\.[34]\.', '.mlp.fc2.'),  # 3 in v1 (fc1, act, drop, fc2), 4 in v2 (after the dwconv)
+    ]
+
+
+def _split_in_proj(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Split ``nn.MultiheadAttention``'s stacked input projection into our q and kv projections.
+
+    ``attn.attn.in_proj_{weight,bias}`` holds the q, k, v rows in that order: the first C rows become ``attn.q``,
+    the other 2C rows (k then v, the order our kv projection splits them in) ``attn.kv``.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        match = re.match(r'(.*\.attn)\.attn\.in_proj_(weight|bias)$', key)
+        if match is None:
+            out[key] = value
+            continue
+        dim = value.shape[0] // 3
+        out[f'{match.group(1)}.q.{match.group(2)}'] = value[:dim]  # (3C, ...) -> (C, ...)
+        out[f'{match.group(1)}.kv.{match.group(2)}'] = value[dim:]  # (3C, ...) -> (2C, ...)
+    return out
+
+
+def pvt_mm_to_ours(state_dict: dict[str, Any]) -> Converted:
+    """mmdet PVT v1 or v2 -> ours.
+
+    Renames keys (blocks move back one index in stages whose ``layers.{i}.1.0`` is a position embedding), splits
+    the stacked q/kv projection, turns the 1x1-conv MLP weights (out, in, 1, 1) into linear ones (out, in) and
+    reshapes v1 position embeddings to grids.
+    """
+    offsets = {int(m.group(1)): 1 for k in state_dict if (m := re.match(r'layers\.(\d+)\.1\.0\.pos_embed$', k))}
+    sd = rename_keys(state_dict, _mm_to_ours_rules(offsets))
+    sd = _split_in_proj(sd)
+    for key in [k for k in sd if re.search(r'\.mlp\.fc[12]\.weight$', k) and sd[k].ndim == 4]:
+        sd[key] = sd[key].flatten(1)  # (out, in, 1, 1) -> (out, in)
+    for key in [k for k in sd if k.endswith('pos_embed') and sd[k].ndim == 3]:
+        sd[key] = _pos_embed_to_grid(sd[key])
+    return Converted(sd, 'mm', {})
+
+
 def pvt_timm_to_ours(state_dict: dict[str, Any]) -> Converted:
     """timm PVT v2 -> ours: the same names; the classifier is dropped."""
     dropped: dict[str, str] = {}
@@ -80,6 +147,8 @@ def convert_pvt_to_ours(state_dict: dict[str, Any]) -> Converted:
     layout = detect_pvt_layout(state_dict)
     if layout == 'official':
         return pvt_official_to_ours(state_dict)
+    if layout == 'mm':
+        return pvt_mm_to_ours(state_dict)
     if layout == 'timm':
         return pvt_timm_to_ours(state_dict)
     return Converted(dict(state_dict), layout, {})
