@@ -179,6 +179,8 @@ def test_whole_mmdet_detector_checkpoint_through_init_cfg(tmp_path, family):
         ref, size = mm_pvt('v2-b0'), (224, 224)
         build = partial(our_pvt, 'v2-b0')
     state = {f'backbone.{k}': v for k, v in ref.state_dict().items()}
+    detect = detect_swin_layout if family == 'swin' else detect_pvt_layout
+    assert detect(state) == 'unknown'  # read only once the loader strips ``backbone.``, never half-converted
     state['neck.lateral_convs.0.conv.weight'] = torch.zeros(8, 32, 1, 1)
     state['rpn_head.rpn_conv.weight'] = torch.zeros(8, 8, 3, 3)
     torch.save({'meta': {'mmdet_version': '3.3.0'}, 'state_dict': state}, tmp_path / 'detector.pth')

@@ -85,7 +85,8 @@ def detect_swin_layout(state_dict: dict[str, Any]) -> str:
         ``'mm'``, ``'official'``, ``'timm'``, ``'vit_backbones'`` or ``'unknown'``.
     """
     keys = state_dict.keys()
-    if 'patch_embed.projection.weight' in keys or any('.attn.w_msa.' in k for k in keys):
+    mm_attention = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.w_msa\.')
+    if 'patch_embed.projection.weight' in keys or any(mm_attention.match(k) for k in keys):
         return 'mm'
     if not any(k.startswith('layers.') for k in keys):
         return 'unknown'
