@@ -190,9 +190,14 @@ def test_whole_mmdet_detector_checkpoint_through_init_cfg(tmp_path, family):
 
 
 @pytest.mark.parametrize('family', ['swin', 'pvt'])
-def test_convert_checkpoint_cli_reads_mm_layout(tmp_path, family):
+@pytest.mark.parametrize('whole_model', [False, True])
+def test_convert_checkpoint_cli_reads_mm_layout(tmp_path, family, whole_model):
     ref = mm_swin(MMDetSwin, SWIN_SMALL) if family == 'swin' else mm_pvt('v1-tiny')
-    torch.save({'state_dict': ref.state_dict()}, tmp_path / 'mm.pth')
+    state = ref.state_dict()
+    if whole_model:  # a detector checkpoint: only its backbone.* part is converted
+        state = {f'backbone.{k}': v for k, v in state.items()}
+        state['neck.lateral_convs.0.conv.weight'] = torch.zeros(8, 32, 1, 1)
+    torch.save({'state_dict': state}, tmp_path / 'mm.pth')
     out = subprocess.run([sys.executable, str(ROOT / 'tools/convert_checkpoint.py'), family,
                           str(tmp_path / 'mm.pth'), str(tmp_path / 'ours.pth')],
                          capture_output=True, text=True, cwd=tmp_path)

@@ -16,15 +16,12 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from ..converters.common import CheckpointMismatchError, Converted, strip_prefix, unwrap_state_dict
+from ..converters.common import CheckpointMismatchError, Converted, backbone_state_dict
 
 Freezable = Union[nn.Module, nn.Parameter]
 
 # A checkpoint must provide at least this share of a backbone's own keys, or loading fails loudly.
 MIN_MATCHED_FRACTION = 0.5
-# Top-level modules of mmdet/mmseg models that sit beside ``backbone.`` in a whole-model checkpoint.
-_HEAD_PREFIXES = ('neck.', 'decode_head.', 'auxiliary_head.', 'rpn_head.', 'roi_head.', 'bbox_head.',
-                  'mask_head.', 'data_preprocessor.')
 
 
 def parse_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int) -> tuple[int, ...]:
@@ -165,9 +162,7 @@ class BaseBackbone(BaseModule):
         """Load-time pre-hook: convert this backbone's part of ``state_dict`` in place."""
         own = {key[len(prefix):]: state_dict.pop(key) for key in list(state_dict) if key.startswith(prefix)}
         if not prefix:
-            own = unwrap_state_dict(own)
-            if own and all(k.startswith('backbone.') for k in own if not k.startswith(_HEAD_PREFIXES)):
-                own = strip_prefix(own, 'backbone.')  # a whole detector/segmentor checkpoint
+            own = backbone_state_dict(own)
         result = self.convert_state_dict(own)
         expected = self.state_dict()
         matched = [k for k, v in result.state_dict.items()

@@ -231,8 +231,8 @@ class SwinTransformer(BaseBackbone):
         fused_attn: ``F.scaled_dot_product_attention`` (True) or the explicit math path (False).
         norm: Norm name (see :func:`get_norm_layer`).
         act: Activation name (see :func:`get_act_layer`).
-        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, timm or
-            official Swin checkpoints.
+        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, timm,
+            official or mmdet/mmseg Swin checkpoints (whole-model ones included).
     """
 
     def __init__(self, arch: Union[str, dict] = 'tiny', in_channels: int = 3, patch_size: int = 4,

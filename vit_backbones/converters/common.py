@@ -28,6 +28,19 @@ def unwrap_state_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
+# Top-level modules of mmdet/mmseg models that sit beside ``backbone.`` in a whole-model checkpoint.
+HEAD_PREFIXES = ('neck.', 'decode_head.', 'auxiliary_head.', 'rpn_head.', 'roi_head.', 'bbox_head.', 'mask_head.',
+                 'data_preprocessor.')
+
+
+def backbone_state_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The backbone's state dict inside any checkpoint: unwrapped, and ``backbone.*`` of a whole-model one."""
+    state_dict = unwrap_state_dict(checkpoint)
+    if state_dict and all(k.startswith('backbone.') for k in state_dict if not k.startswith(HEAD_PREFIXES)):
+        return strip_prefix(state_dict, 'backbone.')  # a whole detector/segmentor checkpoint
+    return state_dict
+
+
 def strip_prefix(state_dict: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Keep the keys under ``prefix`` with the prefix removed; other keys are left out."""
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}

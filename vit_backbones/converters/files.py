@@ -7,7 +7,7 @@ from typing import Callable, Union
 import torch
 
 from ..engine.checkpoint_io import AtomicLocalBackend, load_checkpoint_file
-from .common import Converted, unwrap_state_dict
+from .common import Converted, backbone_state_dict
 from .pvt import convert_pvt_to_ours, pvt_ours_to_timm
 from .swin import convert_swin_to_ours, swin_ours_to_timm
 
@@ -28,7 +28,8 @@ def convert_checkpoint_file(src: Union[str, Path], dst: Union[str, Path], family
                             target: str = 'ours', force: bool = False) -> Converted:
     """Convert the checkpoint ``src`` of a backbone ``family`` to the ``target`` layout and save it to ``dst``.
 
-    The output is a plain state dict written atomically; ``src`` is never overwritten and an existing ``dst``
+    ``src`` may also be a whole mmdet/mmseg model checkpoint: its ``backbone.*`` part is converted. The output is
+    a plain state dict written atomically; ``src`` is never overwritten and an existing ``dst``
     only with ``force``.
 
     Raises:
@@ -42,7 +43,7 @@ def convert_checkpoint_file(src: Union[str, Path], dst: Union[str, Path], family
         raise ValueError(f'refusing to overwrite the source checkpoint {src}; choose another output path')
     if os.path.exists(dst) and not force:
         raise FileExistsError(f'{dst} exists; pass force=True (--force) to replace it')
-    state_dict = unwrap_state_dict(load_checkpoint_file(src, map_location='cpu'))
+    state_dict = backbone_state_dict(load_checkpoint_file(src, map_location='cpu'))
     result = CONVERTERS[family][target](state_dict)
     buffer = io.BytesIO()
     torch.save(result.state_dict, buffer)
