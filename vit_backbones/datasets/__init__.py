@@ -1,4 +1,7 @@
-"""Dataset helpers: the synthetic Demo Shapes segmentation set used by the CPU demo."""
+"""Dataset helpers: the synthetic Demo Shapes sets used by the CPU demos (segmentation maps, COCO instances)."""
+from .demo_coco import CLASSES as DET_CLASSES
+from .demo_coco import DET_PALETTE, generate_demo_coco
 from .demo_shapes import CLASSES, PALETTE, generate_demo_shapes, is_complete
 
-__all__ = ['CLASSES', 'PALETTE', 'generate_demo_shapes', 'is_complete']
+__all__ = ['CLASSES', 'DET_CLASSES', 'DET_PALETTE', 'PALETTE', 'generate_demo_coco', 'generate_demo_shapes',
+           'is_complete']

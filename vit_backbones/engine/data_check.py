@@ -12,6 +12,7 @@ from typing import Any
 
 from mmengine import Config
 
+from vit_backbones.datasets.demo_coco import CLASSES as DEMO_DET_CLASSES
 from vit_backbones.datasets.demo_shapes import CLASSES as DEMO_CLASSES
 
 LOADERS: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -22,6 +23,7 @@ _ADE20K_HINT = ('download ADEChallengeData2016.zip from the MIT Scene Parsing be
 _COCO_HINT = ('download COCO 2017 (https://cocodataset.org/#download) and unpack it so that {root}/train2017, '
               '{root}/val2017 and {root}/annotations/instances_{{train,val}}2017.json exist.')
 _DEMO_HINT = 'generate it with: python tools/make_demo_data.py {root}'
+_DEMO_DET_HINT = 'generate it with: python tools/make_demo_data.py {root} --kind det'
 _GENERIC_HINT = 'prepare it as the mmseg/mmdet dataset preparation docs describe for {type}, under {root}.'
 
 
@@ -67,6 +69,9 @@ def _hint(dataset: Mapping, root: str) -> str:
     """How to obtain the data of ``dataset`` (whose absolute data root is ``root``)."""
     name = _type_name(dataset)
     classes = (dataset.get('metainfo') or {}).get('classes')
+    if 'demo_coco' in str(dataset.get('data_root', '')) or (classes is not None and
+                                                           tuple(classes) == DEMO_DET_CLASSES):
+        return _DEMO_DET_HINT.format(root=dataset.get('data_root') or root)
     if 'demo_shapes' in str(dataset.get('data_root', '')) or (classes is not None and
                                                              tuple(classes) == DEMO_CLASSES):
         return _DEMO_HINT.format(root=dataset.get('data_root') or root)
