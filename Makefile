@@ -2,6 +2,7 @@
 #   make install  create .venv (if missing) and install everything into it
 #   make test     install, then run the test suite
 #   make demo     install, then run tools/demo.sh (data, training, evaluation)
+#   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)
 #   make clean    remove build outputs and caches; keeps .venv but forgets that
 #                 it was installed, so the next target re-checks it
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean distclean
+.PHONY: install test demo demo-det clean distclean
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ test: install
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo.sh
+
+demo-det: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo_det.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache vit_backbones/.mim $(STAMP)
