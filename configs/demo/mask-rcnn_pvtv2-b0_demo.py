@@ -7,9 +7,10 @@ which runs
     python tools/train.py configs/demo/mask-rcnn_pvtv2-b0_demo.py --work-dir work_dirs/demo_det
     python tools/test.py configs/demo/mask-rcnn_pvtv2-b0_demo.py work_dirs/demo_det/epoch_6.pth --work-dir ...
 
-Measured on a 2-core CPU (no GPU): 0.6-0.7 s per iteration (batch 4, 128x128), 600 iterations (6 epochs), 6m55s
-in all (402 s training); on the 50 validation images (mmdet CocoMetric, 4 classes) box mAP 0.844 (AP50 1.000,
-AP75 0.980) and mask mAP 0.869; already 0.653 / 0.772 after epoch 3. Under CPU contention from other processes
+Measured on a 2-core CPU (no GPU): 0.6-0.8 s per iteration (batch 4, 128x128), 600 iterations (6 epochs); 6m55s
+in all with the data already there (402 s training), 7m49s from scratch (data generation included); on the 50
+validation images (mmdet CocoMetric, 4 classes) box mAP 0.844 (AP50 1.000, AP75 0.980) and mask mAP 0.869, the
+same in both runs; already 0.653 / 0.772 after epoch 3. Under CPU contention from other processes
 PyTorch's two OpenMP threads can slow down many times over; ``OMP_NUM_THREADS=1`` then runs at ~0.9 s/iteration.
 
 Everything is ``configs/pvt/mask-rcnn_pvtv2-b2_fpn_1x_coco.py`` except what a CPU and a short run need: the
