@@ -29,7 +29,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(drop_path_rate=0.1),
+    backbone=dict(drop_path_rate=0.1, init_cfg=None),  # from scratch: no download on a CPU demo
     decode_head=dict(channels=128, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg))
 

@@ -5,15 +5,12 @@ Train (8 GPUs) and test:
     python tools/train.py configs/swin/swin-t_upernet_8xb2-160k_ade20k-512x512.py --launcher pytorch  # per rank
     python tools/test.py configs/swin/swin-t_upernet_8xb2-160k_ade20k-512x512.py work_dirs/.../iter_160000.pth
 
-Expected single-scale mIoU with an ImageNet-1k pretrained Swin-T: 44.41 (mmseg) / 44.51 (official repo);
-45.8 with multi-scale + flip testing. Without pretrained weights expect far less. Start from a timm or official
-Swin-T checkpoint; the backbone converts its keys when loading:
+Expected single-scale mIoU with the ImageNet-1k pretrained Swin-T loaded below: 44.41 (mmseg) / 44.51
+(official repo); 45.8 with multi-scale + flip testing. The backbone starts from the official Swin-T checkpoint
+(downloaded by mmengine; the backbone converts its keys when loading). Offline, or to start from a timm or
+mmseg checkpoint instead, point it at a local file:
     python tools/train.py configs/swin/swin-t_upernet_8xb2-160k_ade20k-512x512.py --cfg-options \
-        model.backbone.init_cfg.type=Pretrained \
         model.backbone.init_cfg.checkpoint=/path/to/swin_tiny_patch4_window7_224.pth
-or in a config inheriting this one:
-    model = dict(backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint='/path/to/swin_tiny_patch4_window7_224.pth')))
 
 Data: ADEChallengeData2016 under data/ade/ (see mmseg's dataset preparation docs).
 """
@@ -23,11 +20,13 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
+pretrained = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth'
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(arch='tiny', window_size=7, drop_path_rate=0.3),
+    backbone=dict(arch='tiny', window_size=7, drop_path_rate=0.3,
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))
 
