@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .demo_shapes import _HUE_JITTER, _HUES, PALETTE, _background, _hsv_to_bgr, _move_into_place, _polygon
+from .atomic import write_dataset
+from .demo_shapes import _HUE_JITTER, _HUES, PALETTE, _background, _hsv_to_bgr, _polygon
 
 CLASSES: tuple[str, ...] = ('circle', 'square', 'triangle', 'star')
 DET_PALETTE: list[list[int]] = PALETTE[1:]  # demo_shapes' colours without its background entry
@@ -159,25 +159,12 @@ def generate_demo_coco(root: str | os.PathLike, num_train: int = 400, num_val: i
     root = Path(root)
     if num_train < 1 or num_val < 1 or size < 32:
         raise ValueError('need num_train >= 1, num_val >= 1 and size >= 32')
-    if root.exists() and not force:
-        if is_complete(root):
-            if exist_ok:
-                return json.loads((root / MANIFEST).read_text())
-            raise FileExistsError(f'{root} already holds a demo dataset; pass force=True (--force) to regenerate it')
-        if not root.is_dir() or any(root.iterdir()):
-            raise FileExistsError(f'{root} exists and is not a demo dataset; remove it or pass force=True (--force)')
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f'.{root.name}.tmp-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    def build(tmp: Path) -> dict[str, Any]:
         (tmp / 'annotations').mkdir(parents=True)
         counts = {split: _write_split(tmp, split, split_id, num, size, seed)
                   for split_id, (split, num) in enumerate(zip(SPLITS, (num_train, num_val)))}
-        manifest = dict(classes=list(CLASSES), num_train=num_train, num_val=num_val, size=size, seed=seed,
-                        instance_counts=counts)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
-        _move_into_place(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return manifest
+        return dict(classes=list(CLASSES), num_train=num_train, num_val=num_val, size=size, seed=seed,
+                    instance_counts=counts)
+
+    return write_dataset(root, MANIFEST, build, force=force, exist_ok=exist_ok)

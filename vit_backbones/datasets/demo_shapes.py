@@ -15,14 +15,14 @@ Generation is deterministic for a seed: every image draws from its own generator
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from .atomic import write_dataset
 
 CLASSES: tuple[str, ...] = ('background', 'circle', 'square', 'triangle', 'star')
 PALETTE: list[list[int]] = [[0, 0, 0], [220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
@@ -163,36 +163,12 @@ def generate_demo_shapes(root: str | os.PathLike, num_train: int = 400, num_val:
     root = Path(root)
     if num_train < 1 or num_val < 1 or size < 16:
         raise ValueError('need num_train >= 1, num_val >= 1 and size >= 16')
-    if root.exists() and not force:
-        if is_complete(root):
-            if exist_ok:
-                return json.loads((root / MANIFEST).read_text())
-            raise FileExistsError(f'{root} already holds a demo dataset; pass force=True (--force) to regenerate it')
-        if not root.is_dir() or any(root.iterdir()):
-            raise FileExistsError(f'{root} exists and is not a demo dataset; remove it or pass force=True (--force)')
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f'.{root.name}.tmp-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    def build(tmp: Path) -> dict[str, Any]:
         pixel_counts = {split: _write_split(tmp, split, split_id, num, size, seed)
                         for split_id, (split, num) in enumerate(zip(SPLITS, (num_train, num_val)))}
-        manifest = dict(classes=list(CLASSES), palette=PALETTE, num_train=num_train, num_val=num_val, size=size,
-                        seed=seed, pixel_counts=pixel_counts)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
-        _move_into_place(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return manifest
+        return dict(classes=list(CLASSES), palette=PALETTE, num_train=num_train, num_val=num_val, size=size,
+                    seed=seed, pixel_counts=pixel_counts)
 
+    return write_dataset(root, MANIFEST, build, force=force, exist_ok=exist_ok)
 
-def _move_into_place(tmp: Path, root: Path) -> None:
-    """Renames ``tmp`` to ``root``, first moving aside (then deleting) anything already at ``root``."""
-    old = root.parent / f'.{root.name}.old-{os.getpid()}'
-    if root.exists() or root.is_symlink():
-        os.rename(root, old)
-    os.rename(tmp, root)
-    if old.is_symlink() or old.is_file():
-        old.unlink()
-    elif old.exists():
-        shutil.rmtree(old)

@@ -3,7 +3,6 @@
 References:
     Huang et al., "Deep Networks with Stochastic Depth", ECCV 2016, arXiv:1603.09382.
 """
-import torch
 from torch import Tensor, nn
 
 
