@@ -98,8 +98,8 @@ class BaseBackbone(BaseModule):
         """Modules and parameters of stage ``index``, including its output norm."""
         raise NotImplementedError
 
-    def convert_state_dict(self, state_dict: dict[str, Any]) -> Converted:
-        """Convert a checkpoint in any supported layout to this backbone's keys, resizing where needed."""
+    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> Converted:
+        """Convert a checkpoint in any supported layout to this backbone's keys, resizing to ``own``'s shapes."""
         return Converted(state_dict, 'vit_backbones', {})
 
     def random_init(self) -> None:
@@ -160,15 +160,15 @@ class BaseBackbone(BaseModule):
     def _convert_on_load(self, module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict,
                          strict: bool, missing_keys: list, unexpected_keys: list, error_msgs: list) -> None:
         """Load-time pre-hook: convert this backbone's part of ``state_dict`` in place."""
-        own = {key[len(prefix):]: state_dict.pop(key) for key in list(state_dict) if key.startswith(prefix)}
+        source = {key[len(prefix):]: state_dict.pop(key) for key in list(state_dict) if key.startswith(prefix)}
         if not prefix:
-            own = backbone_state_dict(own)
-        result = self.convert_state_dict(own)
+            source = backbone_state_dict(source)
         expected = self.state_dict()
+        result = self.convert_state_dict(source, expected)
         matched = [k for k, v in result.state_dict.items()
                    if k in expected and getattr(v, 'shape', None) == expected[k].shape]
         if len(matched) < MIN_MATCHED_FRACTION * len(expected):
-            sample = ', '.join(sorted(own)[:8]) or '(none)'
+            sample = ', '.join(sorted(source)[:8]) or '(none)'
             raise CheckpointMismatchError(
                 f'only {len(matched)} of the {len(expected)} keys {type(self).__name__} expects are in the '
                 f'state dict with the expected shape (layout read as {result.source!r}); this does not look '

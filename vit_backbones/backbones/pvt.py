@@ -271,10 +271,9 @@ class _PvtBase(BaseBackbone):
     def stage_parts(self, index: int) -> list[Freezable]:
         return [self.stages[index]] if index < len(self.stages) else []
 
-    def convert_state_dict(self, state_dict: dict[str, Any]) -> Converted:
+    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> Converted:
         """Convert official/timm/our PVT keys and resize v1 position embeddings to this model's grids."""
         result = convert_pvt_to_ours(state_dict)
-        own = self.state_dict()
         for key, value in result.state_dict.items():
             if key.endswith('pos_embed') and key in own and own[key].shape != value.shape:
                 result.state_dict[key] = resize_abs_pos_embed(value, tuple(own[key].shape[-2:]), mode='bilinear')

@@ -302,10 +302,9 @@ class SwinTransformer(BaseBackbone):
     def stage_parts(self, index: int) -> list[Freezable]:
         return [self.layers[index], self.norms[index]] if index < len(self.layers) else []
 
-    def convert_state_dict(self, state_dict: dict[str, Any]) -> Converted:
+    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> Converted:
         """Convert timm/official/our Swin keys and resize position tables to this model's shapes."""
         result = convert_swin_to_ours(state_dict)
-        own = self.state_dict()
         sd = result.state_dict
         for key, value in sd.items():
             if key not in own or own[key].shape == value.shape:
