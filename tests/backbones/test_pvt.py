@@ -20,7 +20,7 @@ def test_fused_and_math_attention_agree(cls, kwargs):
     x = torch.randn(2, 3, 100, 76)
     with torch.no_grad():
         fused = model(x)
-        model.fused_attn = False
+        model.set_fused_attn(False)
         math = model(x)
     for a, b in zip(fused, math):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
@@ -71,7 +71,7 @@ def test_timm_v2_checkpoint_loads_through_init_cfg(tmp_path):
 
 
 def test_bad_arch_dicts():
-    with pytest.raises(ValueError, match='one value per stage'):
+    with pytest.raises(ValueError, match='one entry per stage'):
         PyramidVisionTransformerV2(dict(TINY, depths=(1, 1, 1)))
     with pytest.raises(ValueError, match='custom arch'):
         PyramidVisionTransformer(dict(TINY, linear=True))  # linear SRA is a v2 option

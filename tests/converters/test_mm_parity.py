@@ -28,8 +28,8 @@ from mmseg.models.backbones import SwinTransformer as MMSegSwin
 from torch import Tensor, nn
 
 from vit_backbones.backbones import PyramidVisionTransformer, PyramidVisionTransformerV2, SwinTransformer
-from vit_backbones.converters import (convert_pvt_to_ours, convert_swin_to_ours, detect_pvt_layout,
-                                      detect_swin_layout, swin_mm_to_ours, swin_ours_to_mm)
+from vit_backbones.converters import FAMILIES, convert_to_ours
+from vit_backbones.converters.swin import swin_mm_to_ours, swin_ours_to_mm
 from vit_backbones.converters.swin import merge_channels_unfold_to_official
 from vit_backbones.layers import PatchMerging
 
@@ -111,8 +111,8 @@ def max_diffs(ref: nn.Module, ours: nn.Module, size: Sequence[int]) -> list[floa
 def test_mm_swin_parity(impl, arch, size, abs_pos):
     ref = mm_swin(impl, arch, use_abs_pos_embed=abs_pos, pretrain_img_size=size[0])
     state = ref.state_dict()
-    assert detect_swin_layout(state) == 'mm'
-    converted = convert_swin_to_ours(state)
+    assert FAMILIES['swin'].detect(state).name == 'mm'
+    converted = convert_to_ours(state, 'swin')
     assert converted.source == 'mm'
     assert set(converted.dropped) == {k for k in state if k.endswith('relative_position_index')}
     ours = SwinTransformer(arch, drop_path_rate=0.0, use_abs_pos_embed=abs_pos, pretrain_img_size=size[0]).eval()
@@ -153,8 +153,8 @@ def test_swin_ours_to_mm_round_trip():
 def test_mmdet_pvt_parity(name, size):
     ref = mm_pvt(name)
     state = ref.state_dict()
-    assert detect_pvt_layout(state) == 'mm'
-    converted = convert_pvt_to_ours(state)
+    assert FAMILIES['pvt'].detect(state).name == 'mm'
+    converted = convert_to_ours(state, 'pvt')
     assert converted.source == 'mm' and converted.dropped == {}
     ours = our_pvt(name)
     ours.load_state_dict(converted.state_dict, strict=True)
@@ -162,7 +162,7 @@ def test_mmdet_pvt_parity(name, size):
 
 
 def test_mmdet_pvt_layer_norm_eps_is_the_only_difference():
-    converted = convert_pvt_to_ours(mm_pvt('v2-b0', stock_eps=True).state_dict()).state_dict
+    converted = convert_to_ours(mm_pvt('v2-b0', stock_eps=True).state_dict(), 'pvt').state_dict
     ours = our_pvt('v2-b0')
     ours.load_state_dict(converted, strict=True)
     stock = max_diffs(mm_pvt('v2-b0', stock_eps=True), ours, (224, 224))
@@ -179,8 +179,7 @@ def test_whole_mmdet_detector_checkpoint_through_init_cfg(tmp_path, family):
         ref, size = mm_pvt('v2-b0'), (224, 224)
         build = partial(our_pvt, 'v2-b0')
     state = {f'backbone.{k}': v for k, v in ref.state_dict().items()}
-    detect = detect_swin_layout if family == 'swin' else detect_pvt_layout
-    assert detect(state) == 'unknown'  # read only once the loader strips ``backbone.``, never half-converted
+    assert FAMILIES[family].detect(state) is None  # read only once the loader strips ``backbone.``, never half-converted
     state['neck.lateral_convs.0.conv.weight'] = torch.zeros(8, 32, 1, 1)
     state['rpn_head.rpn_conv.weight'] = torch.zeros(8, 8, 3, 3)
     torch.save({'meta': {'mmdet_version': '3.3.0'}, 'state_dict': state}, tmp_path / 'detector.pth')
@@ -202,7 +201,7 @@ def test_convert_checkpoint_cli_reads_mm_layout(tmp_path, family, whole_model):
                           str(tmp_path / 'mm.pth'), str(tmp_path / 'ours.pth')],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert f'read a mm {family} checkpoint' in out.stdout
+    assert f'read a {family} checkpoint in the mm layout' in out.stdout
     ours = SwinTransformer(SWIN_SMALL, drop_path_rate=0.0) if family == 'swin' else our_pvt('v1-tiny')
     ours.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
     assert_same_features(ref, ours.eval(), (256, 256) if family == 'swin' else (224, 224))

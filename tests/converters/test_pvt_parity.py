@@ -7,8 +7,8 @@ import torch
 from timm.models.pvt_v2 import checkpoint_filter_fn
 
 from vit_backbones.backbones import PyramidVisionTransformer, PyramidVisionTransformerV2
-from vit_backbones.converters import (convert_pvt_to_ours, detect_pvt_layout, pvt_official_to_ours,
-                                      pvt_ours_to_timm, pvt_timm_to_ours)
+from vit_backbones.converters import FAMILIES, convert_to_ours
+from vit_backbones.converters.pvt import pvt_official_to_ours, pvt_ours_to_timm, pvt_timm_to_ours
 
 pytestmark = pytest.mark.parity
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -39,7 +39,7 @@ def timm_to_official_v2(sd: dict) -> dict:
 @pytest.mark.parametrize('arch', ['b0', 'b1', 'b2', 'b2_li'])
 def test_timm_v2_parity_all_stages(arch):
     ref = timm_pvt(arch, num_classes=7)
-    converted = convert_pvt_to_ours(ref.state_dict())
+    converted = convert_to_ours(ref.state_dict(), 'pvt')
     assert converted.source == 'timm' and set(converted.dropped) == {'head.weight', 'head.bias'}
     ours = PyramidVisionTransformerV2(arch, drop_path_rate=0.0).eval()
     ours.load_state_dict(converted.state_dict, strict=True)
@@ -55,7 +55,7 @@ def test_official_v2_layout_matches_timm_reading_and_ours():
     ref = timm_pvt('b1', num_classes=4)
     official = timm_to_official_v2(ref.state_dict())
     assert set(checkpoint_filter_fn(dict(official), ref)) == set(ref.state_dict())  # timm reads it back
-    assert detect_pvt_layout(official) == 'official'
+    assert FAMILIES['pvt'].detect(official).name == 'official'
     converted = pvt_official_to_ours(official)
     ours = PyramidVisionTransformerV2('b1', drop_path_rate=0.0).eval()
     ours.load_state_dict(converted.state_dict, strict=True)
@@ -89,7 +89,7 @@ def test_official_v1_round_trip(cls):
     torch.manual_seed(0)
     ours = PyramidVisionTransformer('tiny').eval()
     official = ours_to_official_v1(ours, cls)
-    converted = convert_pvt_to_ours(official)
+    converted = convert_to_ours(official, 'pvt')
     assert converted.source == 'official'
     expected_drops = {'cls_token', 'norm.weight', 'norm.bias', 'head.weight', 'head.bias'} if cls else set()
     assert set(converted.dropped) == expected_drops

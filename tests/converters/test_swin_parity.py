@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import checkpoint_filter_fn
 
 from vit_backbones.backbones import SwinTransformer
-from vit_backbones.converters import (convert_swin_to_ours, detect_swin_layout, swin_official_to_ours,
-                                      swin_ours_to_timm, swin_timm_to_ours)
+from vit_backbones.converters import FAMILIES, convert_to_ours
+from vit_backbones.converters.swin import swin_official_to_ours, swin_ours_to_timm, swin_timm_to_ours
 
 pytestmark = pytest.mark.parity
 
@@ -70,7 +70,7 @@ def test_timm_parity_all_stages(arch):
 
 def test_timm_checkpoint_with_head_drops_only_the_head():
     sd = timm_swin('tiny', num_classes=10).state_dict()
-    converted = convert_swin_to_ours(sd)
+    converted = convert_to_ours(sd, 'swin')
     assert converted.source == 'timm'
     assert set(converted.dropped) == {'head.fc.weight', 'head.fc.bias'}
     SwinTransformer('tiny', out_indices=(3,)).load_state_dict(converted.state_dict, strict=True)
@@ -82,7 +82,7 @@ def test_official_layout_matches_timm_reading_and_ours():
     # timm's own filter reads our synthetic official dict back to its keys: the layout is right
     back = checkpoint_filter_fn(dict(official), ref)
     assert set(back) == set(ref.state_dict())
-    assert detect_swin_layout(official) == 'official'
+    assert FAMILIES['swin'].detect(official).name == 'official'
     converted = swin_official_to_ours(official)
     assert {k for k in converted.dropped if 'head' not in k} == {k for k in official if 'attn_mask' in k or 'index' in k}
     ours = SwinTransformer('tiny', out_indices=(3,), drop_path_rate=0.0).eval()

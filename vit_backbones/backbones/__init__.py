@@ -1,7 +1,16 @@
-"""Registered backbones; importing this package registers them in ``vit_backbones.registry.MODELS``."""
-from .base import BaseBackbone, parse_out_indices
-from .pvt import PyramidVisionTransformer, PyramidVisionTransformerV2
-from .swin import SwinTransformer
+"""Registered backbones: importing this package imports every family file here, which registers its classes.
 
-__all__ = ['BaseBackbone', 'parse_out_indices', 'PyramidVisionTransformer', 'PyramidVisionTransformerV2',
-           'SwinTransformer']
+A new family is one new file in this folder that lists its public classes in ``__all__``; nothing here changes.
+"""
+import importlib
+import pkgutil
+
+from .base import BaseBackbone, parse_out_indices
+
+__all__ = ['BaseBackbone', 'parse_out_indices']
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    if _info.name != 'base':
+        _module = importlib.import_module(f'{__name__}.{_info.name}')
+        for _name in _module.__all__:
+            globals()[_name] = getattr(_module, _name)
+            __all__.append(_name)

@@ -1,22 +1,42 @@
-"""The contract every vit_backbones backbone implements.
+"""The contract every vit_backbones backbone implements, and the machinery that enforces it.
 
 A backbone maps (B, C, H, W) images of any size to a tuple of NCHW feature maps, one per entry of
-``out_indices``, and exposes ``out_channels`` / ``out_strides`` for the heads. It supports ``frozen_stages``
+``out_indices``, and exposes ``out_channels`` / ``out_strides`` for necks and heads. It supports ``frozen_stages``
 (frozen at construction, kept frozen by ``train()``), ``norm_eval``, ``with_cp`` (non-reentrant activation
-checkpointing) and ``init_cfg=dict(type='Pretrained', checkpoint=...)``. Checkpoints in foreign layouts (timm,
-official) are recognised by their keys and converted by a load-time pre-hook, so they also load through
-mmengine's ``load_checkpoint`` and ``Runner(load_from=...)``.
+checkpointing inside each stage) and ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+
+**Adding a family.** A subclass builds its layers in ``__init__`` and declares three things:
+
+* its stem: :meth:`forward_stem` (images -> NHWC tokens) and :meth:`stem_parts` (what ``frozen_stages=0``
+  freezes);
+* its stages: an ``nn.ModuleList`` of :class:`~vit_backbones.layers.BackboneStage` under the attribute named by
+  ``stages_attr`` (each stage maps NHWC -> NHWC and runs its own blocks), and optionally output norms under
+  ``out_norms_attr``;
+* its checkpoints: ``checkpoint_family``, the name its converter file registered in
+  :mod:`vit_backbones.converters.registry`, and :meth:`adapt_state_dict` for shape fixes (resizing tables).
+
+:class:`BaseBackbone` runs the stem and the stages, collects ``out_indices``, applies the output norms, and after
+the subclass's ``__init__`` returns it hands ``with_cp`` to the stages, calls :meth:`random_init` and
+:meth:`freeze_stages`, so a family cannot forget them. A family that interleaves its own modules between stages
+(ViT-Adapter) overrides :meth:`forward_features`, the one loop over stages.
+
+**Loading.** A load-time pre-hook converts any registered layout (timm, official, mmdet/mmseg, ours) to this
+backbone's keys, upgrades our own older state dicts by their ``_version``, adapts a stem convolution to another
+number of input channels, and fails loudly when a checkpoint does not fit.
 """
-from typing import Any, Callable, Iterable, Sequence, Union
+import math
+from abc import ABCMeta
+from typing import Any, ClassVar, Iterable, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
-from ..converters.common import CheckpointMismatchError, Converted, backbone_state_dict
+from ..converters.common import CheckpointMismatchError, Converted, adapt_input_conv, backbone_state_dict
+from ..converters.registry import OURS, ConversionReport, convert_to_ours, get_family
+from ..layers import Attention, BackboneStage, nhwc_to_nchw
 
 Freezable = Union[nn.Module, nn.Parameter]
 
@@ -24,8 +44,45 @@ Freezable = Union[nn.Module, nn.Parameter]
 MIN_MATCHED_FRACTION = 0.5
 
 
+# ---- argument checks --------------------------------------------------------------------------------------
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+    return value
+
+
+def check_rate(name: str, value: Any) -> float:
+    """Return ``value`` if it is a probability in [0, 1), else raise a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f'{name} must be a number in [0, 1), got {value!r}')
+    return float(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` if it is a finite number > 0, else raise a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
+        raise ValueError(f'{name} must be a positive number, got {value!r}')
+    return value
+
+
+def check_per_stage(arch: dict, key: str, num_stages: int, minimum: Optional[float] = 1,
+                    integer: bool = True) -> tuple:
+    """Check ``arch[key]``: one entry per stage, each an int (or number) >= ``minimum``; return it as a tuple."""
+    values = arch[key]
+    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+    if len(values) != num_stages:
+        raise ValueError(f"arch['{key}'] must have one entry per stage ({num_stages}), got {values!r}")
+    for value in values:
+        kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not kind_ok or (minimum is not None and value < minimum):
+            kind = 'integers' if integer else 'numbers'
+            raise ValueError(f"arch['{key}'] entries must be {kind} >= {minimum}, got {values!r}")
+    return values
+
+
 def parse_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int) -> tuple[int, ...]:
-    """Normalise ``out_indices`` (negative allowed) to sorted-as-given non-negative stage indices.
+    """Normalise ``out_indices`` (negative allowed) to non-negative stage indices, in the order given.
 
     Raises:
         ValueError: an index is out of ``[-num_stages, num_stages)``, repeated, or the list is empty.
@@ -60,8 +117,24 @@ def resolve_arch(arch: Union[str, dict], archs: dict[str, dict[str, Any]], keys:
     return dict(arch)
 
 
-class BaseBackbone(BaseModule):
-    """Shared behaviour of all backbones; subclasses build their layers and implement the hooks below.
+def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[float]]:
+    """Stochastic-depth rate of every block, rising linearly from 0 to ``drop_path_rate``, grouped by stage."""
+    rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
+    bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
+    return [rates[bounds[i]:bounds[i + 1]] for i in range(len(depths))]
+
+
+class _BuildThenFinish(ABCMeta):
+    """Metaclass hook: after the outermost ``__init__`` returns, run the backbone's ``_finish_build``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        model = super().__call__(*args, **kwargs)
+        model._finish_build()
+        return model
+
+
+class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
+    """Shared behaviour of all backbones (see the module docstring for what a family declares).
 
     Args:
         in_channels: Channels of the input images.
@@ -69,42 +142,108 @@ class BaseBackbone(BaseModule):
         out_indices: Stages to output (negative counts from the end).
         frozen_stages: -1 freezes nothing, 0 the stem, k the stem and stages 0..k-1.
         norm_eval: Keep BatchNorm layers in eval mode while training.
-        with_cp: Use non-reentrant activation checkpointing in the blocks.
+        with_cp: Non-reentrant activation checkpointing of every block.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads weights.
     """
+
+    #: Attribute holding the ``nn.ModuleList`` of stages (timm's names: ``'layers'`` for Swin).
+    stages_attr: ClassVar[str] = 'stages'
+    #: Attribute holding per-stage output norms (``nn.Identity`` where a stage is not output), or None.
+    out_norms_attr: ClassVar[Optional[str]] = None
+    #: Name of the family's checkpoint layouts in the converter registry.
+    checkpoint_family: ClassVar[Optional[str]] = None
+    #: State-dict key of the first convolution, adapted to ``in_channels`` when a checkpoint has another number.
+    stem_conv_key: ClassVar[Optional[str]] = 'patch_embed.proj.weight'
+    #: Version of our state-dict layout; bump it with an :meth:`upgrade_state_dict` step when keys change.
+    _version: int = 1
 
     def __init__(self, in_channels: int, num_stages: int, out_indices: Union[int, Sequence[int]],
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
+        check_int('in_channels', in_channels)
+        check_int('num_stages', num_stages)
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
+                or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be an integer in [-1, {num_stages}], got {frozen_stages!r}')
         self.in_channels = in_channels
         self.num_stages = num_stages
         self.out_indices = parse_out_indices(out_indices, num_stages)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self._with_cp = bool(with_cp)
         self.out_channels: tuple[int, ...] = ()
         self.out_strides: tuple[int, ...] = ()
         self.register_load_state_dict_pre_hook(self._convert_on_load)
 
-    # ---- hooks for subclasses -------------------------------------------------------------------------
+    # ---- what a family declares ---------------------------------------------------------------------------
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> NHWC tokens (B, H', W', C') for the first stage."""
+        raise NotImplementedError
+
     def stem_parts(self) -> list[Freezable]:
         """Modules and parameters before the first stage (frozen by ``frozen_stages >= 0``)."""
         raise NotImplementedError
 
-    def stage_parts(self, index: int) -> list[Freezable]:
-        """Modules and parameters of stage ``index``, including its output norm."""
-        raise NotImplementedError
+    def adapt_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> dict[str, Any]:
+        """Shape fixes after conversion (e.g. resizing position tables to ``own``'s shapes); default: none."""
+        return state_dict
 
-    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> Converted:
-        """Convert a checkpoint in any supported layout to this backbone's keys, resizing to ``own``'s shapes."""
-        return Converted(state_dict, 'vit_backbones', {})
+    def upgrade_state_dict(self, state_dict: dict[str, Any], version: int) -> dict[str, Any]:
+        """Convert one of our state dicts saved at ``version`` (< ``_version``) to the current layout."""
+        raise CheckpointMismatchError(f'{type(self).__name__} has no upgrade from state-dict version {version} '
+                                      f'to {self._version}')
 
     def random_init(self) -> None:
-        """Random initialisation (truncated normal for linear layers); overridden to add family specifics."""
+        """Random initialisation (truncated normal for linear layers); families add their specifics."""
         self.apply(_init_linear_and_norm)
+
+    # ---- structure ------------------------------------------------------------------------------------
+    def stage_list(self) -> Sequence[BackboneStage]:
+        """The built stages, in order."""
+        return self._modules[self.stages_attr]  # type: ignore[return-value]
+
+    def out_norm(self, index: int) -> Optional[nn.Module]:
+        """The norm applied to stage ``index``'s output, or None when the family has none."""
+        if self.out_norms_attr is None:
+            return None
+        return self._modules[self.out_norms_attr][index]  # type: ignore[index]
+
+    def stage_parts(self, index: int) -> list[Freezable]:
+        """Modules of stage ``index`` frozen by ``frozen_stages > index``: the stage and its output norm."""
+        stages = self.stage_list()
+        if index >= len(stages):
+            return []
+        norm = self.out_norm(index)
+        return [stages[index]] if norm is None else [stages[index], norm]
+
+    @property
+    def with_cp(self) -> bool:
+        """Whether blocks run under activation checkpointing; setting it updates every stage."""
+        return self._with_cp
+
+    @with_cp.setter
+    def with_cp(self, value: bool) -> None:
+        self._with_cp = bool(value)
+        for stage in self.stage_list():
+            stage.with_cp = self._with_cp
+
+    def set_fused_attn(self, enable: Optional[bool]) -> None:
+        """Fused SDPA (True), the math path (False) or the package default (None) for every attention here."""
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.fused_attn = enable
+
+    def _finish_build(self) -> None:
+        """Run once after the family's ``__init__``: check the declarations, then init and freeze."""
+        stages = self._modules.get(self.stages_attr)
+        if not isinstance(stages, nn.ModuleList) or not all(isinstance(s, BackboneStage) for s in stages):
+            raise TypeError(f'{type(self).__name__}.{self.stages_attr} must be an nn.ModuleList of BackboneStage')
+        if len(self.out_channels) != len(self.out_indices) or len(self.out_strides) != len(self.out_indices):
+            raise TypeError(f'{type(self).__name__} must set out_channels and out_strides, one per out_indices')
+        self.with_cp = self._with_cp
+        self.random_init()
+        self.freeze_stages()
 
     # ---- the contract ---------------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
@@ -116,11 +255,26 @@ class BaseBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__} expects {self.in_channels} input channels '
                              f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
 
-    def run_block(self, block: Callable[..., Tensor], *args: Any) -> Tensor:
-        """Call ``block``, through non-reentrant checkpointing when ``with_cp`` is set and grads are on."""
-        if self.with_cp and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+    def forward_features(self, x: Tensor) -> dict[int, Tensor]:
+        """Stem, then every stage in turn; returns the NHWC output of each stage in ``out_indices``."""
+        x = self.forward_stem(x)
+        feats = {}
+        for index, stage in enumerate(self.stage_list()):
+            x = stage(x)
+            if index in self.out_indices:
+                feats[index] = x
+        return feats
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Return one (B, C_i, H_i, W_i) map per entry of ``out_indices``, in that order."""
+        self.check_input(x)
+        feats = self.forward_features(x)
+        outs = []
+        for index in self.out_indices:
+            norm = self.out_norm(index)
+            feat = feats[index] if norm is None else norm(feats[index])
+            outs.append(nhwc_to_nchw(feat))  # (B, H, W, C) -> (B, C, H, W)
+        return tuple(outs)
 
     def freeze_stages(self) -> None:
         """Put the frozen parts in eval mode and stop their gradients."""
@@ -157,6 +311,47 @@ class BaseBackbone(BaseModule):
             raise CheckpointMismatchError(f"checkpoint {', '.join(map(str, files))}: {err}") from None
 
     # ---- loading ----------------------------------------------------------------------------------------
+    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor],
+                           version: Optional[int] = None) -> Converted:
+        """Convert a checkpoint in any registered layout to this backbone's keys and shapes.
+
+        Args:
+            state_dict: The backbone's part of a checkpoint.
+            own: This backbone's ``state_dict()`` (the target keys and shapes).
+            version: ``_version`` the state dict was saved with, if it is one of ours and says so.
+        """
+        if self.checkpoint_family is None:
+            result = Converted(dict(state_dict), OURS, {})
+        else:
+            result = convert_to_ours(state_dict, self.checkpoint_family)
+        sd = result.state_dict
+        if result.source == OURS and version is not None and version != self._version:
+            if version > self._version:
+                raise CheckpointMismatchError(
+                    f'the state dict was saved by a newer vit_backbones ({type(self).__name__} layout version '
+                    f'{version}; this one reads up to {self._version})')
+            sd = self.upgrade_state_dict(sd, version)
+        sd = self.adapt_state_dict(sd, own)
+        sd = self._adapt_stem(sd, own)
+        return Converted(sd, result.source, result.dropped)
+
+    def _adapt_stem(self, sd: dict[str, Any], own: dict[str, Tensor]) -> dict[str, Any]:
+        """Adapt the stem convolution of a checkpoint with another number of input channels (logged)."""
+        key = self.stem_conv_key
+        if key is None or key not in sd or key not in own:
+            return sd
+        weight, target = sd[key], own[key]
+        if weight.ndim != 4 or weight.shape == target.shape or \
+                (weight.shape[0], *weight.shape[2:]) != (target.shape[0], *target.shape[2:]):
+            return sd
+        sd = dict(sd)
+        sd[key] = adapt_input_conv(weight, target.shape[1])
+        how = 'summed over its input channels' if target.shape[1] == 1 else \
+            f'repeated cyclically and scaled by {weight.shape[1]}/{target.shape[1]}'
+        print_log(f'{type(self).__name__}: the checkpoint stem {key} has {weight.shape[1]} input channels and this '
+                  f'model {target.shape[1]}; its weights were {how}', logger='current')
+        return sd
+
     def _convert_on_load(self, module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict,
                          strict: bool, missing_keys: list, unexpected_keys: list, error_msgs: list) -> None:
         """Load-time pre-hook: convert this backbone's part of ``state_dict`` in place."""
@@ -164,19 +359,17 @@ class BaseBackbone(BaseModule):
         if not prefix:
             source = backbone_state_dict(source)
         expected = self.state_dict()
-        result = self.convert_state_dict(source, expected)
-        matched = [k for k, v in result.state_dict.items()
-                   if k in expected and getattr(v, 'shape', None) == expected[k].shape]
-        if len(matched) < MIN_MATCHED_FRACTION * len(expected):
+        result = self.convert_state_dict(source, expected, local_metadata.get('version'))
+        report = ConversionReport.compare(result, expected)
+        if len(report.mapped) < MIN_MATCHED_FRACTION * len(expected):
             sample = ', '.join(sorted(source)[:8]) or '(none)'
             raise CheckpointMismatchError(
-                f'only {len(matched)} of the {len(expected)} keys {type(self).__name__} expects are in the '
+                f'only {len(report.mapped)} of the {len(expected)} keys {type(self).__name__} expects are in the '
                 f'state dict with the expected shape (layout read as {result.source!r}); this does not look '
                 f'like a checkpoint of this backbone and architecture. Its first keys: {sample}')
-        if result.source != 'vit_backbones' or result.dropped:
-            dropped = ', '.join(f'{k} ({why})' for k, why in sorted(result.dropped.items())) or 'none'
-            print_log(f'{type(self).__name__}: converted a {result.source} checkpoint '
-                      f'({len(matched)}/{len(expected)} keys matched); dropped: {dropped}', logger='current')
+        if result.source != OURS or result.dropped or report.unmatched:
+            print_log(f'{type(self).__name__}: converted a {result.source} checkpoint; {report.summary()}',
+                      logger='current')
         state_dict.update({prefix + key: value for key, value in result.state_dict.items()})
 
 

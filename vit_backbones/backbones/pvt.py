@@ -23,11 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..converters.common import Converted
-from ..converters.pvt import convert_pvt_to_ours
-from ..layers import DropPath, Mlp, get_act_layer, nchw_to_nhwc, resize_abs_pos_embed
+from ..converters import pvt as _pvt_layouts  # noqa: F401  (registers the 'pvt' checkpoint layouts)
+from ..layers import (Attention, BackboneStage, DropPath, Mlp, PatchEmbed, get_act_layer, nchw_to_nlc,
+                      nlc_to_nchw, resize_abs_pos_embed)
 from ..registry import MODELS
-from .base import BaseBackbone, Freezable, resolve_arch
+from .base import (BaseBackbone, Freezable, check_int, check_per_stage, check_rate, drop_path_rates,
+                   resolve_arch)
+
+__all__ = ['PyramidVisionTransformer', 'PyramidVisionTransformerV2']
 
 V1_ARCHS: dict[str, dict[str, Any]] = {
     name: dict(embed_dims=(64, 128, 320, 512), depths=depths, num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
@@ -52,29 +55,12 @@ ARCH_KEYS = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
 BlockNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
-class PatchEmbed(nn.Module):
-    """Strided conv patch embedding + LayerNorm on channel-last tokens.
-
-    Args:
-        in_channels: Input channels.
-        embed_dim: Output channels.
-        kernel_size: Conv kernel.
-        stride: Conv stride.
-        padding: Conv padding (``kernel_size // 2`` overlaps patches and rounds the grid up; 0 floors it).
-    """
-
-    def __init__(self, in_channels: int, embed_dim: int, kernel_size: int, stride: int, padding: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size, stride, padding)
-        self.norm = nn.LayerNorm(embed_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Embed (B, C, H, W) into (B, H', W', embed_dim)."""
-        return self.norm(nchw_to_nhwc(self.proj(x)))  # (B, C, H', W') -> (B, H', W', C)
-
-
-class SpatialReductionAttention(nn.Module):
+class SpatialReductionAttention(Attention):
     """Multi-head attention whose keys/values come from a spatially reduced copy of the tokens.
+
+    A map smaller than the reduction kernel (``H < sr_ratio`` or ``W < sr_ratio``, e.g. stage 1 of a 28-pixel
+    input) is zero-padded at the bottom/right up to the kernel, so it reduces to one key/value token instead of
+    failing; maps of ``sr_ratio`` or more are reduced exactly as the references do (the strided conv floors).
 
     Args:
         dim: Token channels.
@@ -84,23 +70,14 @@ class SpatialReductionAttention(nn.Module):
         qkv_bias: Bias in the q and kv projections.
         attn_drop: Dropout on attention weights.
         proj_drop: Dropout after the output projection.
-        fused_attn: ``F.scaled_dot_product_attention`` (True) or the explicit softmax path (False).
+        fused_attn: Per-module fused/math override (None: the package default).
     """
 
     def __init__(self, dim: int, num_heads: int, sr_ratio: int = 1, linear: bool = False, qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused_attn: bool = True) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.fused_attn = fused_attn
+                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused_attn: Optional[bool] = None) -> None:
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, qkv_layout='q_kv', fused_attn=fused_attn)
+        self.sr_ratio = sr_ratio
         self.linear = linear
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
         self.pool = nn.AdaptiveAvgPool2d(7) if linear else None
         self.act = nn.GELU() if linear else None
         self.sr: Optional[nn.Conv2d] = None
@@ -113,27 +90,19 @@ class SpatialReductionAttention(nn.Module):
         """Tokens the keys/values are computed from: (B, N, C) -> (B, N', C)."""
         if self.sr is None:
             return x
-        B, N, C = x.shape
-        x = x.transpose(1, 2).reshape(B, C, *hw)  # (B, N, C) -> (B, C, H, W)
+        x = nlc_to_nchw(x, hw)  # (B, N, C) -> (B, C, H, W)
         if self.pool is not None:
             x = self.pool(x)
-        x = self.norm(self.sr(x).flatten(2).transpose(1, 2))  # (B, C, h, w) -> (B, h*w, C)
+        else:  # pad (by 0 on all but tiny maps) up to one kernel; no branch on the size, so exports stay dynamic
+            H, W, r = hw[0], hw[1], self.sr_ratio
+            x = F.pad(x, (0, (r - W) * (W < r), 0, (r - H) * (H < r)))
+        x = self.norm(nchw_to_nlc(self.sr(x)))  # (B, C, h, w) -> (B, h*w, C)
         return self.act(x) if self.act is not None else x
 
-    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:  # type: ignore[override]
         """Attend from every token of ``x`` (B, N, C) on an (H, W) grid to the reduced tokens."""
-        B, N, C = x.shape
-        q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)  # (B, N, C) -> (B, h, N, d)
-        # (B, N', 2C) -> (B, N', 2, h, d) -> (2, B, h, N', d)
-        k, v = self.kv(self.reduce(x, hw)).reshape(B, -1, 2, self.num_heads, C // self.num_heads) \
-            .permute(2, 0, 3, 1, 4).unbind(0)
-        if self.fused_attn:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
-        else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            x = F.dropout(attn, self.attn_drop, self.training) @ v
-        x = x.transpose(1, 2).reshape(B, N, C)  # (B, h, N, d) -> (B, N, C)
-        return self.proj_drop(self.proj(x))
+        q, k, v = self.project(x, self.reduce(x, hw))
+        return self.out(self.attend(q, k, v))
 
 
 class DwConvMlp(nn.Module):
@@ -157,10 +126,8 @@ class DwConvMlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
-        x = self.fc1(x)
-        B, N, C = x.shape
-        x = self.relu(x.transpose(1, 2).reshape(B, C, *hw))  # (B, N, C) -> (B, C, H, W)
-        x = self.dwconv(x).flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, N, C)
+        x = self.relu(nlc_to_nchw(self.fc1(x), hw))  # (B, N, C) -> (B, C, H, W)
+        x = nchw_to_nlc(self.dwconv(x))  # (B, C, H, W) -> (B, N, C)
         return self.drop(self.fc2(self.drop(self.act(x))))
 
 
@@ -169,7 +136,7 @@ class PvtBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, sr_ratio: int, linear: bool, dw_mlp: bool,
                  qkv_bias: bool, drop: float, attn_drop: float, drop_path: float, act: str,
-                 fused_attn: bool) -> None:
+                 fused_attn: Optional[bool]) -> None:
         super().__init__()
         self.norm1 = BlockNorm(dim)
         self.attn = SpatialReductionAttention(dim, num_heads, sr_ratio, linear, qkv_bias, attn_drop, drop,
@@ -189,8 +156,9 @@ class PvtBlock(nn.Module):
         return x + self.drop_path2(self.mlp(y, hw) if self.dw_mlp else self.mlp(y))
 
 
-class PvtStage(nn.Module):
-    """One pyramid level: optional downsampling embedding, optional position embedding, blocks, optional norm."""
+class PvtStage(BackboneStage):
+    """One pyramid level on NHWC tokens: optional downsampling embedding, optional position embedding (v1),
+    blocks on (B, N, C) sequences, optional norm (v2)."""
 
     def __init__(self, downsample: Optional[nn.Module], blocks: Sequence[PvtBlock], dim: int,
                  pos_grid: Optional[int], norm: bool, drop: float) -> None:
@@ -201,58 +169,69 @@ class PvtStage(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = BlockNorm(dim) if norm else nn.Identity()
 
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, H', W', C') (halved by the downsampling embedding of stages after the first)."""
+        if self.downsample is not None:
+            x = self.downsample(x.permute(0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) -> (B, H/2, W/2, C')
+        B, H, W, C = x.shape
+        if self.pos_embed is not None:
+            pos = resize_abs_pos_embed(self.pos_embed, (H, W), mode='bilinear')
+            x = x + pos.permute(0, 2, 3, 1)  # (1, C, H, W) -> (1, H, W, C)
+        x = self.pos_drop(x).reshape(B, H * W, C)  # (B, H, W, C) -> (B, N, C)
+        for block in self.blocks:
+            x = self.run_block(block, x, (H, W))
+        return self.norm(x).reshape(B, H, W, C)  # (B, N, C) -> (B, H, W, C)
+
 
 class _PvtBase(BaseBackbone):
     """Shared body of PVT v1 and v2 (see the module docstring for their differences)."""
 
     version = 0
+    checkpoint_family = 'pvt'
 
     def __init__(self, arch: Union[str, dict], archs: dict[str, dict[str, Any]], in_channels: int,
                  drop_rate: float, attn_drop_rate: float, drop_path_rate: float, qkv_bias: bool,
                  pretrain_img_size: int, out_indices: Union[int, Sequence[int]], frozen_stages: int,
-                 norm_eval: bool, with_cp: bool, fused_attn: bool, act: str, init_cfg: Union[dict, list, None]) -> None:
+                 norm_eval: bool, with_cp: bool, fused_attn: Optional[bool], act: str,
+                 init_cfg: Union[dict, list, None]) -> None:
         cfg = resolve_arch(arch, archs, ARCH_KEYS, optional=('linear',) if self.version == 2 else ())
-        lengths = {k: len(cfg[k]) for k in ARCH_KEYS}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f'arch entries must all have one value per stage, got lengths {lengths}')
-        num_stages = lengths['depths']
+        num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
+        dims = check_per_stage(cfg, 'embed_dims', num_stages)
+        depths = check_per_stage(cfg, 'depths', num_stages)
+        heads = check_per_stage(cfg, 'num_heads', num_stages)
+        mlp_ratios = check_per_stage(cfg, 'mlp_ratios', num_stages, minimum=None, integer=False)
+        if any(r <= 0 for r in mlp_ratios):
+            raise ValueError(f"arch['mlp_ratios'] entries must be positive numbers, got {mlp_ratios!r}")
+        sr_ratios = check_per_stage(cfg, 'sr_ratios', num_stages)
+        for i, (dim, h) in enumerate(zip(dims, heads)):
+            if dim % h:
+                raise ValueError(f"arch['num_heads'][{i}] = {h} does not divide arch['embed_dims'][{i}] = {dim}")
+        for name, rate in [('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
+                           ('drop_path_rate', drop_path_rate)]:
+            check_rate(name, rate)
         super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
-        dims, depths = tuple(cfg['embed_dims']), tuple(cfg['depths'])
         linear = bool(cfg.get('linear', False))
         v2 = self.version == 2
-        if v2:
-            self.patch_embed = PatchEmbed(in_channels, dims[0], 7, 4, 3)
-        else:
-            self.patch_embed = PatchEmbed(in_channels, dims[0], 4, 4, 0)
-        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
-        self.stages = nn.ModuleList()
         num_built = max(self.out_indices) + 1
+        if not v2:
+            check_int('pretrain_img_size', pretrain_img_size, minimum=4 * 2 ** (num_built - 1))
+        embed = partial(PatchEmbed, pad_input=False, norm_layer=nn.LayerNorm)
+        self.patch_embed = embed(in_channels, dims[0], 7, 4, 3) if v2 else embed(in_channels, dims[0], 4)
+        rates = drop_path_rates(drop_path_rate, depths)
+        stages = []
         for i in range(num_built):
-            stride = 4 * 2 ** i
             downsample = None
             if i > 0:
-                downsample = PatchEmbed(dims[i - 1], dims[i], 3, 2, 1) if v2 else PatchEmbed(dims[i - 1], dims[i], 2, 2, 0)
-            blocks = [PvtBlock(dims[i], cfg['num_heads'][i], cfg['mlp_ratios'][i], cfg['sr_ratios'][i], linear,
-                               dw_mlp=v2, qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
-                               drop_path=rates[sum(depths[:i]) + j], act=act, fused_attn=fused_attn)
+                downsample = embed(dims[i - 1], dims[i], 3, 2, 1) if v2 else embed(dims[i - 1], dims[i], 2)
+            blocks = [PvtBlock(dims[i], heads[i], mlp_ratios[i], sr_ratios[i], linear, dw_mlp=v2, qkv_bias=qkv_bias,
+                               drop=drop_rate, attn_drop=attn_drop_rate, drop_path=rates[i][j], act=act,
+                               fused_attn=fused_attn)
                       for j in range(depths[i])]
-            self.stages.append(PvtStage(downsample, blocks, dims[i], None if v2 else pretrain_img_size // stride,
-                                        norm=v2, drop=drop_rate))
+            pos_grid = None if v2 else pretrain_img_size // (4 * 2 ** i)
+            stages.append(PvtStage(downsample, blocks, dims[i], pos_grid, norm=v2, drop=drop_rate))
+        self.stages = nn.ModuleList(stages)
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.out_strides = tuple(4 * 2 ** i for i in self.out_indices)
-        self.random_init()
-        self.freeze_stages()
-
-    @property
-    def fused_attn(self) -> bool:
-        """Whether attention runs through ``F.scaled_dot_product_attention``."""
-        return all(m.fused_attn for m in self.modules() if isinstance(m, SpatialReductionAttention))
-
-    @fused_attn.setter
-    def fused_attn(self, value: bool) -> None:
-        for module in self.modules():
-            if isinstance(module, SpatialReductionAttention):
-                module.fused_attn = value
 
     def random_init(self) -> None:
         """Truncated-normal linear weights and position embeddings; fan-out normal convs as the references."""
@@ -268,16 +247,13 @@ class _PvtBase(BaseBackbone):
     def stem_parts(self) -> list[Freezable]:
         return [self.patch_embed]
 
-    def stage_parts(self, index: int) -> list[Freezable]:
-        return [self.stages[index]] if index < len(self.stages) else []
-
-    def convert_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> Converted:
-        """Convert official/timm/our PVT keys and resize v1 position embeddings to this model's grids."""
-        result = convert_pvt_to_ours(state_dict)
-        for key, value in result.state_dict.items():
+    def adapt_state_dict(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> dict[str, Any]:
+        """Resize v1 position embeddings to this model's grids (bilinear, as the official detection code)."""
+        sd = dict(state_dict)
+        for key, value in state_dict.items():
             if key.endswith('pos_embed') and key in own and own[key].shape != value.shape:
-                result.state_dict[key] = resize_abs_pos_embed(value, tuple(own[key].shape[-2:]), mode='bilinear')
-        return result
+                sd[key] = resize_abs_pos_embed(value, tuple(own[key].shape[-2:]), mode='bilinear')
+        return sd
 
     def check_input(self, x: Tensor) -> None:
         """Also reject v1 inputs too small for its flooring patch embeddings."""
@@ -288,25 +264,9 @@ class _PvtBase(BaseBackbone):
                 raise ValueError(f'{type(self).__name__} needs inputs of at least {smallest}x{smallest} pixels '
                                  f'(its patch embeddings floor), got {tuple(x.shape[-2:])}')
 
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """Return one (B, C_i, H_i, W_i) map per entry of ``out_indices``."""
-        self.check_input(x)
-        x = self.patch_embed(x)  # (B, H/4, W/4, C)
-        outs = {}
-        for i, stage in enumerate(self.stages):
-            if stage.downsample is not None:
-                x = stage.downsample(x.permute(0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) -> (B, H/2, W/2, C')
-            B, H, W, C = x.shape
-            if stage.pos_embed is not None:
-                pos = resize_abs_pos_embed(stage.pos_embed, (H, W), mode='bilinear')
-                x = x + pos.permute(0, 2, 3, 1)  # (1, C, H, W) -> (1, H, W, C)
-            x = stage.pos_drop(x).reshape(B, H * W, C)  # (B, H, W, C) -> (B, N, C)
-            for block in stage.blocks:
-                x = self.run_block(block, x, (H, W))
-            x = stage.norm(x).reshape(B, H, W, C)  # (B, N, C) -> (B, H, W, C)
-            if i in self.out_indices:
-                outs[i] = x.permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) -> (B, C, H, W)
-        return tuple(outs[i] for i in self.out_indices)
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """Patch embedding: (B, C, H, W) -> (B, H/4, W/4, C')."""
+        return self.patch_embed(x)
 
 
 @MODELS.register_module()
@@ -326,7 +286,7 @@ class PyramidVisionTransformer(_PvtBase):
         frozen_stages: -1 nothing, 0 the stem, k the stem and stages 0..k-1.
         norm_eval: Keep BatchNorms in eval mode (none here; shared contract).
         with_cp: Non-reentrant activation checkpointing per block.
-        fused_attn: ``F.scaled_dot_product_attention`` or the explicit math path.
+        fused_attn: ``F.scaled_dot_product_attention`` (True), the math path (False) or the package default (None).
         act: Activation name.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, official
             or mmdet PVT checkpoints.
@@ -337,7 +297,7 @@ class PyramidVisionTransformer(_PvtBase):
     def __init__(self, arch: Union[str, dict] = 'small', in_channels: int = 3, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, qkv_bias: bool = True,
                  pretrain_img_size: int = 224, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
-                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
                  act: str = 'gelu', init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(arch, V1_ARCHS, in_channels, drop_rate, attn_drop_rate, drop_path_rate, qkv_bias,
                          pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg)
@@ -359,7 +319,7 @@ class PyramidVisionTransformerV2(_PvtBase):
         frozen_stages: -1 nothing, 0 the stem, k the stem and stages 0..k-1.
         norm_eval: Keep BatchNorms in eval mode (none here; shared contract).
         with_cp: Non-reentrant activation checkpointing per block.
-        fused_attn: ``F.scaled_dot_product_attention`` or the explicit math path.
+        fused_attn: ``F.scaled_dot_product_attention`` (True), the math path (False) or the package default (None).
         act: Activation name.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, timm,
             official or mmdet PVT v2 checkpoints.
@@ -370,7 +330,7 @@ class PyramidVisionTransformerV2(_PvtBase):
     def __init__(self, arch: Union[str, dict] = 'b2', in_channels: int = 3, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, qkv_bias: bool = True,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True, act: str = 'gelu',
+                 norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None, act: str = 'gelu',
                  init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(arch, V2_ARCHS, in_channels, drop_rate, attn_drop_rate, drop_path_rate, qkv_bias, 224,
                          out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg)

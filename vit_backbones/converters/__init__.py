@@ -1,13 +1,20 @@
-"""Pure state-dict converters between checkpoint layouts (timm, official, mmdet/mmseg) and ours."""
-from .common import CheckpointMismatchError, Converted, unwrap_state_dict
-from .pvt import (convert_pvt_to_ours, detect_pvt_layout, pvt_mm_to_ours, pvt_official_to_ours,
-                  pvt_ours_to_timm, pvt_timm_to_ours)
-from .swin import (convert_swin_to_ours, detect_swin_layout, swin_mm_to_ours, swin_official_to_ours,
-                   swin_ours_to_mm, swin_ours_to_timm, swin_timm_to_ours)
+"""Pure state-dict converters between checkpoint layouts (timm, official, mmdet/mmseg) and ours.
+
+Importing this package imports every family's converter file, which registers its layouts in
+:mod:`.registry`; a new family adds one file here and changes nothing else.
+"""
+import importlib
+import pkgutil
+
+from .common import CheckpointMismatchError, Converted, adapt_input_conv, backbone_state_dict, unwrap_state_dict
+from .registry import (FAMILIES, OURS, CheckpointFamily, ConversionReport, Layout, UnknownLayoutError,
+                       convert_to_ours, export_from_ours, get_family, identify, register_family)
 
 __all__ = [
-    'CheckpointMismatchError', 'Converted', 'unwrap_state_dict', 'convert_swin_to_ours', 'detect_swin_layout',
-    'convert_pvt_to_ours', 'detect_pvt_layout', 'pvt_mm_to_ours', 'pvt_official_to_ours', 'pvt_ours_to_timm',
-    'pvt_timm_to_ours', 'swin_mm_to_ours', 'swin_official_to_ours', 'swin_ours_to_mm', 'swin_ours_to_timm',
-    'swin_timm_to_ours',
+    'CheckpointMismatchError', 'Converted', 'adapt_input_conv', 'backbone_state_dict', 'unwrap_state_dict',
+    'FAMILIES', 'OURS', 'CheckpointFamily', 'ConversionReport', 'Layout', 'UnknownLayoutError', 'convert_to_ours',
+    'export_from_ours', 'get_family', 'identify', 'register_family',
 ]
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name not in ('common', 'registry', 'files'):
+        importlib.import_module(f'{__name__}.{_info.name}')

@@ -2,6 +2,8 @@
 import re
 from typing import Any, NamedTuple, Sequence
 
+from torch import Tensor
+
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint does not fit the backbone it is loaded into."""
@@ -67,3 +69,19 @@ def drop_keys(state_dict: dict[str, Any], rules: Sequence[tuple[str, str]],
         else:
             dropped[key] = reason
     return out
+
+
+def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
+    """Adapt a stem convolution (out, c, kh, kw) trained on ``c`` channels to ``in_channels`` input channels.
+
+    One channel: the sum over the trained channels (a grey image as the same image in every channel). More
+    channels: the trained channels repeated cyclically, scaled by ``c / in_channels`` so that an input whose channels
+    all carry the same image gives the same response. The approach of timm's ``adapt_input_conv``.
+    """
+    c = weight.shape[1]
+    if in_channels == c:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_channels // c)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (c / in_channels)

@@ -14,25 +14,29 @@ Layouts:
       v1 ``stages.{i}.pos_embed`` of shape (1, C, h, w).
 """
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from .common import Converted, drop_keys, rename_keys
+from .registry import OURS, CheckpointFamily, Layout, register_family
 
 
-def detect_pvt_layout(state_dict: dict[str, Any]) -> str:
-    """Name the layout of a PVT state dict.
+_STAGE_ATTENTION = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.q\.')
 
-    Returns:
-        ``'official'``, ``'mm'``, ``'timm'``, ``'vit_backbones'`` or ``'unknown'``.
-    """
-    keys = state_dict.keys()
-    if 'patch_embed1.proj.weight' in keys:
-        return 'official'
-    if 'layers.0.0.projection.weight' in keys:
-        return 'mm'
-    if 'patch_embed.proj.weight' in keys and any(k.startswith('stages.') for k in keys):
-        return 'timm' if any(k.startswith('head.') for k in keys) else 'vit_backbones'
-    return 'unknown'
+
+def _is_official(sd: Mapping[str, Any]) -> bool:
+    return 'patch_embed1.proj.weight' in sd
+
+
+def _is_mm(sd: Mapping[str, Any]) -> bool:
+    return 'layers.0.0.projection.weight' in sd
+
+
+def _is_ours(sd: Mapping[str, Any]) -> bool:
+    return 'patch_embed.proj.weight' in sd and any(_STAGE_ATTENTION.match(k) for k in sd)
+
+
+def _is_timm(sd: Mapping[str, Any]) -> bool:
+    return _is_ours(sd) and any(k.startswith('head.') for k in sd)
 
 
 def _pos_embed_to_grid(pos: Any) -> Any:
@@ -139,16 +143,21 @@ def pvt_ours_to_timm(state_dict: dict[str, Any]) -> Converted:
     """
     if any(re.search(r'(^|\.)pos_embed$', k) for k in state_dict):
         raise ValueError('timm has no PVT v1: only PVT v2 state dicts (no pos_embed) can be exported')
-    return Converted(dict(state_dict), 'vit_backbones', {})
+    return Converted(dict(state_dict), OURS, {})
 
 
-def convert_pvt_to_ours(state_dict: dict[str, Any]) -> Converted:
-    """Recognise the layout of a PVT state dict by its keys and convert it to ours."""
-    layout = detect_pvt_layout(state_dict)
-    if layout == 'official':
-        return pvt_official_to_ours(state_dict)
-    if layout == 'mm':
-        return pvt_mm_to_ours(state_dict)
-    if layout == 'timm':
-        return pvt_timm_to_ours(state_dict)
-    return Converted(dict(state_dict), layout, {})
+def pvt_ours_to_ours(state_dict: dict[str, Any]) -> Converted:
+    """Ours: unchanged."""
+    return Converted(dict(state_dict), OURS, {})
+
+
+PVT = register_family(CheckpointFamily(
+    name='pvt',
+    backbones=('PyramidVisionTransformer', 'PyramidVisionTransformerV2'),
+    layouts=(  # detection order: the first matching signature wins
+        Layout('official', _is_official, pvt_official_to_ours, None,
+               'whai362/PVT v1/v2 (patch_embed{i}, block{i}.{j}, pos_embed{i})'),
+        Layout('mm', _is_mm, pvt_mm_to_ours, None, 'mmdet PyramidVisionTransformer(V2) (layers.i.j, in_proj)'),
+        Layout('timm', _is_timm, pvt_timm_to_ours, pvt_ours_to_timm, 'timm pvt_v2_* (our names plus head)'),
+        Layout(OURS, _is_ours, pvt_ours_to_ours, None, 'vit_backbones PVT v1/v2'),
+    )))

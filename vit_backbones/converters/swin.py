@@ -14,11 +14,12 @@ Layouts:
     * ours: timm's names, plus per-output norms ``norms.{i}`` and ``absolute_pos_embed`` of shape (1, C, h, w).
 """
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from torch import Tensor
 
 from .common import Converted, drop_keys, rename_keys
+from .registry import OURS, CheckpointFamily, Layout, register_family
 
 BUFFER_RULES = [(r'(^|\.)(relative_position_index|attn_mask)$', 'derived buffer, rebuilt by the model')]
 
@@ -78,25 +79,27 @@ def merge_channels_official_to_unfold(x: Tensor) -> Tensor:
     return x.unflatten(-1, (2, 2, c)).transpose(-3, -1).flatten(-3)
 
 
-def detect_swin_layout(state_dict: dict[str, Any]) -> str:
-    """Name the layout of a Swin state dict.
+_MM_ATTENTION = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.w_msa\.')
 
-    Returns:
-        ``'mm'``, ``'official'``, ``'timm'``, ``'vit_backbones'`` or ``'unknown'``.
-    """
-    keys = state_dict.keys()
-    mm_attention = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.w_msa\.')
-    if 'patch_embed.projection.weight' in keys or any(mm_attention.match(k) for k in keys):
-        return 'mm'
-    if not any(k.startswith('layers.') for k in keys):
-        return 'unknown'
-    if 'layers.0.downsample.reduction.weight' in keys:
-        return 'official'
-    if any(k.startswith('norms.') for k in keys):
-        return 'vit_backbones'
-    if 'norm.weight' in keys or any(k.startswith('head.') for k in keys):
-        return 'timm'
-    return 'vit_backbones'  # headless, norm-less: timm and ours coincide
+
+def _is_mm(sd: Mapping[str, Any]) -> bool:
+    return 'patch_embed.projection.weight' in sd or any(_MM_ATTENTION.match(k) for k in sd)
+
+
+_STAGE_ATTENTION = re.compile(r'layers\.\d+\.blocks\.\d+\.attn\.qkv\.')
+
+
+def _has_stages(sd: Mapping[str, Any]) -> bool:
+    return any(_STAGE_ATTENTION.match(k) for k in sd)
+
+
+def _is_official(sd: Mapping[str, Any]) -> bool:
+    return _has_stages(sd) and 'layers.0.downsample.reduction.weight' in sd
+
+
+def _is_timm(sd: Mapping[str, Any]) -> bool:
+    has_head = 'norm.weight' in sd or any(k.startswith('head.') for k in sd)
+    return _has_stages(sd) and has_head and not any(k.startswith('norms.') for k in sd)
 
 
 def swin_timm_to_ours(state_dict: dict[str, Any]) -> Converted:
@@ -150,7 +153,7 @@ def swin_ours_to_mm(state_dict: dict[str, Any]) -> Converted:
         sd[key] = merge_channels_official_to_unfold(sd[key])
     if 'absolute_pos_embed' in sd and sd['absolute_pos_embed'].ndim == 4:
         sd['absolute_pos_embed'] = sd['absolute_pos_embed'].flatten(2).transpose(1, 2)  # (1, C, h, w) -> (1, N, C)
-    return Converted(sd, 'vit_backbones', {})
+    return Converted(sd, OURS, {})
 
 
 def swin_ours_to_timm(state_dict: dict[str, Any]) -> Converted:
@@ -162,18 +165,23 @@ def swin_ours_to_timm(state_dict: dict[str, Any]) -> Converted:
         (r'^absolute_pos_embed$', 'timm Swin has no absolute position embedding'),
     ], dropped)
     sd = rename_keys(sd, [(rf'^norms\.{last}\.', 'norm.')])
-    return Converted(sd, 'vit_backbones', dropped)
+    return Converted(sd, OURS, dropped)
 
 
-def convert_swin_to_ours(state_dict: dict[str, Any]) -> Converted:
-    """Recognise the layout of a Swin state dict by its keys and convert it to ours."""
-    layout = detect_swin_layout(state_dict)
-    if layout == 'mm':
-        return swin_mm_to_ours(state_dict)
-    if layout == 'timm':
-        return swin_timm_to_ours(state_dict)
-    if layout == 'official':
-        return swin_official_to_ours(state_dict)
+def swin_ours_to_ours(state_dict: dict[str, Any]) -> Converted:
+    """Ours (or timm's headless, norm-less form, which coincides with ours): derived buffers dropped."""
     dropped: dict[str, str] = {}
-    sd = drop_keys(state_dict, BUFFER_RULES, dropped)
-    return Converted(sd, layout, dropped)
+    return Converted(drop_keys(state_dict, BUFFER_RULES, dropped), OURS, dropped)
+
+
+SWIN = register_family(CheckpointFamily(
+    name='swin',
+    backbones=('SwinTransformer',),
+    layouts=(  # detection order: the first matching signature wins
+        Layout('mm', _is_mm, swin_mm_to_ours, swin_ours_to_mm,
+               'mmdet/mmseg SwinTransformer (patch_embed.projection, attn.w_msa, nn.Unfold merge order)'),
+        Layout('official', _is_official, swin_official_to_ours, None,
+               'microsoft/Swin-Transformer (downsample at the end of a stage, head)'),
+        Layout('timm', _is_timm, swin_timm_to_ours, swin_ours_to_timm, 'timm swin_* (final norm, head.fc)'),
+        Layout(OURS, _has_stages, swin_ours_to_ours, None, 'vit_backbones SwinTransformer'),
+    )))

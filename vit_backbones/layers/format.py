@@ -1,4 +1,14 @@
-"""Layout helpers between channel-first maps and channel-last tokens."""
+"""The token convention of vit_backbones and the layout helpers between its three forms.
+
+* **NCHW** ``(B, C, H, W)``: images going in, feature maps coming out of a backbone (what mmdet/mmseg heads read),
+  and convolutions inside blocks.
+* **NHWC** ``(B, H, W, C)``: what travels between a backbone's stem and its stages and from stage to stage. Linear
+  layers and LayerNorms act on the last dimension, and the grid stays visible for windowing and merging.
+* **NLC** ``(B, N, C)`` with ``N = H * W`` in row-major order: token sequences inside attention blocks, with the grid
+  ``hw = (H, W)`` passed beside them. Prefix tokens (cls, distillation) sit in front: ``(B, P + H * W, C)``.
+
+All helpers take sizes from their input (never fixed numbers), so exported graphs keep dynamic sizes.
+"""
 from torch import Tensor
 
 
@@ -10,3 +20,31 @@ def nhwc_to_nchw(x: Tensor) -> Tensor:
 def nchw_to_nhwc(x: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, H, W, C) as a view."""
     return x.permute(0, 2, 3, 1)  # (B, C, H, W) -> (B, H, W, C)
+
+
+def nhwc_to_nlc(x: Tensor) -> Tensor:
+    """(B, H, W, C) -> (B, H * W, C)."""
+    B, H, W, C = x.shape
+    return x.reshape(B, H * W, C)  # (B, H, W, C) -> (B, N, C)
+
+
+def nlc_to_nhwc(x: Tensor, hw: tuple[int, int]) -> Tensor:
+    """(B, H * W, C) -> (B, H, W, C) for the grid ``hw``."""
+    B, _, C = x.shape
+    return x.reshape(B, hw[0], hw[1], C)  # (B, N, C) -> (B, H, W, C)
+
+
+def nlc_to_nchw(x: Tensor, hw: tuple[int, int]) -> Tensor:
+    """(B, H * W, C) -> (B, C, H, W) for the grid ``hw``."""
+    B, _, C = x.shape
+    return x.transpose(1, 2).reshape(B, C, hw[0], hw[1])  # (B, N, C) -> (B, C, N) -> (B, C, H, W)
+
+
+def nchw_to_nlc(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, H * W, C)."""
+    return x.flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, C, N) -> (B, N, C)
+
+
+def split_prefix(x: Tensor, num_prefix: int) -> tuple[Tensor, Tensor]:
+    """(B, P + N, C) -> prefix tokens (B, P, C) and grid tokens (B, N, C)."""
+    return x[:, :num_prefix], x[:, num_prefix:]

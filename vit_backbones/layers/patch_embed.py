@@ -1,7 +1,8 @@
-"""Non-overlapping patch embedding: a strided convolution, with bottom/right padding for any input size.
+"""Patch embedding: a strided convolution from images (or a previous stage's map) to channel-last tokens.
 
 References:
-    Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929.
+    Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929 (non-overlapping patches);
+    Wang et al., "PVT v2", arXiv:2106.13797 (overlapping patch embedding).
 """
 from typing import Callable, Optional
 
@@ -12,30 +13,35 @@ from .format import nchw_to_nhwc
 
 
 class PatchEmbed(nn.Module):
-    """Split an image into ``patch_size`` patches and project each to ``embed_dim``.
+    """Project ``patch_size`` patches, ``stride`` apart, to ``embed_dim`` channels, then an optional norm.
 
-    Inputs whose size is not a multiple of ``patch_size`` are zero-padded at the bottom and right, so the
-    output grid is ``ceil(H / patch_size) x ceil(W / patch_size)``.
+    Three forms cover the families: non-overlapping patches with ``pad_input=True`` (Swin, ViT: the input is
+    zero-padded at the bottom/right, so the grid is ``ceil(H / patch_size)``), non-overlapping without padding
+    (PVT v1: the grid floors), and overlapping patches with conv ``padding`` (PVT v2: ``k7 s4 p3`` rounds up).
 
     Args:
-        in_channels: Image channels.
+        in_channels: Input channels.
         embed_dim: Output channels.
-        patch_size: Patch side (and stride).
+        patch_size: Conv kernel side.
+        stride: Conv stride (default: ``patch_size``).
+        padding: Conv zero padding on every side.
+        pad_input: Zero-pad the input at the bottom/right to a multiple of ``stride`` first.
         norm_layer: Optional norm over channels, applied to the tokens.
     """
 
-    def __init__(self, in_channels: int = 3, embed_dim: int = 96, patch_size: int = 4,
+    def __init__(self, in_channels: int = 3, embed_dim: int = 96, patch_size: int = 4, stride: Optional[int] = None,
+                 padding: int = 0, pad_input: bool = True,
                  norm_layer: Optional[Callable[[int], nn.Module]] = None) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.stride = stride or patch_size
+        self.pad_input = pad_input
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=self.stride, padding=padding)
         self.norm = norm_layer(embed_dim) if norm_layer is not None else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         """Embed ``x`` of shape (B, C, H, W) into tokens of shape (B, H', W', embed_dim)."""
-        pad_h = -x.shape[2] % self.patch_size
-        pad_w = -x.shape[3] % self.patch_size
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        if self.pad_input:  # always pad (possibly by 0) so that traced graphs keep the rule for every size
+            x = F.pad(x, (0, -x.shape[3] % self.stride, 0, -x.shape[2] % self.stride))
         x = nchw_to_nhwc(self.proj(x))  # (B, C, H', W') -> (B, H', W', C)
         return self.norm(x)

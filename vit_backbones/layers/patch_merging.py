@@ -31,10 +31,8 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Merge ``x`` of shape (B, H, W, C) into (B, ceil(H/2), ceil(W/2), out_dim)."""
+        x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))  # always (possibly by 0): traceable
         B, H, W, C = x.shape
-        if H % 2 or W % 2:
-            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-            H, W = H + H % 2, W + W % 2
         # (B, H, W, C) -> (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, 2[col], 2[row], C) -> (B, H/2, W/2, 4C)
         x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
         return self.reduction(self.norm(x))

@@ -1,26 +1,58 @@
-"""Window partitioning, shifted-window masks and relative-position indices for windowed attention.
+"""Window partitioning, cyclic shifts, shifted-window masks and relative-position indices for windowed attention.
+
+Everything here is branch-free in the input size: sizes and shifts may be symbolic (``torch.compile`` with dynamic
+shapes, ``torch.export``, ONNX tracing) and the recorded graph stays right for every size. A shift may be a
+Python int or a 0-d integer tensor; a shift of 0 is the identity and gives an all-zero mask.
 
 References:
     Liu et al., "Swin Transformer", ICCV 2021, arXiv:2103.14030.
 """
+from typing import Union
+
 import torch
 from torch import Tensor
+
+Shift = Union[int, Tensor]
 
 
 def window_partition(x: Tensor, window_size: int) -> Tensor:
     """Split (B, H, W, C) into windows of shape (B, nW, window_size**2, C); H and W divisible by the window."""
     B, H, W, C = x.shape
+    ws = window_size
     # (B, H, W, C) -> (B, H/ws, ws, W/ws, ws, C) -> (B, H/ws, W/ws, ws, ws, C) -> (B, nW, ws*ws, C)
-    x = x.view(B, H // window_size, window_size, W // window_size, window_size, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, -1, window_size * window_size, C)
+    x = x.reshape(B, H // ws, ws, W // ws, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, (H // ws) * (W // ws), ws * ws, C)
 
 
 def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
     """Inverse of :func:`window_partition`: (B, nW, window_size**2, C) -> (B, H, W, C)."""
     B, C = windows.shape[0], windows.shape[-1]
+    ws = window_size
     # (B, nW, ws*ws, C) -> (B, H/ws, W/ws, ws, ws, C) -> (B, H/ws, ws, W/ws, ws, C) -> (B, H, W, C)
-    x = windows.view(B, H // window_size, W // window_size, window_size, window_size, C)
+    x = windows.reshape(B, H // ws, W // ws, ws, ws, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
+
+
+def _rolled_index(size: int, shift: Shift, device: torch.device) -> Tensor:
+    """Source index of each position after rolling a length-``size`` axis by ``-shift`` (``torch.roll`` semantics)."""
+    index = torch.arange(size, device=device) + shift
+    return torch.where(index >= size, index - size, index)
+
+
+def cyclic_shift(x: Tensor, shift: tuple[Shift, Shift], reverse: bool = False) -> Tensor:
+    """Roll (B, H, W, C) by ``-shift`` along H and W (``reverse``: by ``+shift``), as ``torch.roll`` would.
+
+    Written as index selects so that a symbolic shift stays in the graph.
+    """
+    H, W = x.shape[1], x.shape[2]
+    sh, sw = (H - shift[0], W - shift[1]) if reverse else shift
+    x = x.index_select(1, _rolled_index(H, sh, x.device))
+    return x.index_select(2, _rolled_index(W, sw, x.device))
+
+
+def window_shift(size: int, window_size: int) -> Shift:
+    """Shift of one axis for shifted-window blocks: ``window_size // 2``, or 0 where the map fits one window."""
+    return (window_size // 2) * (size > window_size)
 
 
 def relative_position_index(window_size: int) -> Tensor:
@@ -32,24 +64,21 @@ def relative_position_index(window_size: int) -> Tensor:
     return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
 
 
-def _shift_regions(size: int, window_size: int, shift: int) -> Tensor:
-    """Region id (0, 1 or 2) of each position along one axis after a cyclic shift by ``shift``."""
-    ids = torch.zeros(size, dtype=torch.long)
-    if shift > 0:
-        ids[size - window_size:size - shift] = 1
-        ids[size - shift:] = 2
-    return ids
+def _shift_regions(size: int, window_size: int, shift: Shift, device: torch.device) -> Tensor:
+    """Region id (0, 1 or 2) of each position along one axis after a cyclic shift by ``shift`` (0: all 0)."""
+    pos = torch.arange(size, device=device)
+    start = size - window_size * (shift > 0)  # region 1 starts at the last window, or nowhere without a shift
+    return (pos >= start).long() + (pos >= size - shift).long()
 
 
-def shifted_window_mask(height: int, width: int, window_size: int, shift: tuple[int, int],
+def shifted_window_mask(height: int, width: int, window_size: int, shift: tuple[Shift, Shift],
                         device: torch.device, dtype: torch.dtype) -> Tensor:
     """Additive attention mask for shifted windows on a padded (height, width) grid: (nW, N, N).
 
     Tokens that the cyclic shift brought together from different image regions get -100 (as in the
     reference implementation), all others 0.
     """
-    ids = _shift_regions(height, window_size, shift[0])[:, None] * 3 \
-        + _shift_regions(width, window_size, shift[1])[None, :]  # (H, W)
+    ids = _shift_regions(height, window_size, shift[0], device)[:, None] * 3 \
+        + _shift_regions(width, window_size, shift[1], device)[None, :]  # (H, W)
     ids = window_partition(ids[None, :, :, None], window_size)[0, :, :, 0]  # (1, H, W, 1) -> (nW, N)
-    mask = (ids[:, :, None] != ids[:, None, :]).to(dtype) * -100.0  # (nW, N, N)
-    return mask.to(device)
+    return (ids[:, :, None] != ids[:, None, :]).to(dtype) * -100.0  # (nW, N, N)
