@@ -94,18 +94,21 @@ setup(
     'registered once as an OpenMMLab plugin',
     packages=find_packages(exclude=('tests', 'tests.*')),
     python_requires='>=3.10',
+    # Ranges, not pins, so the plugin installs beside a user's OpenMMLab stack: each is the range we test on
+    # (tools/install.sh sets up its newest point: torch 2.14, mmengine 0.10.7, mmcv 2.1.0, mmseg 1.2.2, mmdet 3.3.0).
     install_requires=[
         'torch>=2.1',
-        'mmengine==0.10.7',
+        'mmengine>=0.10.4,<0.11',
         'mmcv>=2.0.0rc4,<2.2.0',
-        'mmsegmentation==1.2.2',
-        'mmdet==3.3.0',
-        'ftfy',
-        'regex',
+        'mmsegmentation>=1.1,<1.3',
+        'mmdet>=3.1,<3.4',
+        'timm>=1.0,<2',
+        'ftfy',  # mmseg imports it (text encoders) without declaring it
+        'regex',  # likewise
         'numpy',
-        'timm>=1.0',
     ],
-    extras_require={'tests': ['pytest']},
+    # Only what the test suite needs beyond the above: `pip install -e .[tests]`.
+    extras_require={'tests': ['pytest', 'onnx', 'onnxruntime', 'onnxscript', 'ruff']},
     cmdclass={'build_py': BuildPy, 'develop': Develop},
     zip_safe=False,
 )

@@ -10,7 +10,7 @@
 #      mmcv's setup.py imports it. Installing torch may pull a newer one.
 #   3. mmcv 2.1.0 with compiled ops: from a wheelhouse whose SHA256SUMS check
 #      passes, else built from the PyPI sdist (~17 min on 2 cores)
-#   4. this repo in editable mode with its test extra
+#   4. this repo in editable mode with its tests extra (pytest, onnx, ruff, ...)
 #   5. import check: mmcv.ops, mmdet, mmseg, timm, vit_backbones
 #
 # Env: PYTHON (python), WHEELHOUSE (default ../shared/wheels beside the repo,

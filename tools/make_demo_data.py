@@ -7,9 +7,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 import sys
 
-from vit_backbones.datasets import demo_coco, demo_shapes
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # run from a checkout, installed or not
+    sys.path.insert(0, REPO_ROOT)
+from vit_backbones.datasets import demo_coco, demo_shapes  # noqa: E402
 
 GENERATORS = {'seg': (demo_shapes.generate_demo_shapes, demo_shapes.is_complete),
               'det': (demo_coco.generate_demo_coco, demo_coco.is_complete)}

@@ -5,20 +5,24 @@ Usage:
         [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
 
 ``--out`` dumps the raw predictions with mmengine's ``DumpResults`` metric,
-which works for segmentation and detection alike. Shares its config handling
-with ``train.py`` (same folder).
+which works for segmentation and detection alike. Config handling and runner
+set-up are shared with ``train.py`` through
+:mod:`vit_backbones.engine.runner_utils`.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (LAUNCHERS, build_runner, check_data_or_exit, shutdown_distributed,  # noqa: E402
-                   fail, load_config, setup_cpu_distributed)
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # run from a checkout, installed or not
+    sys.path.insert(0, REPO_ROOT)
+# Importing the package registers backbones, necks, ... (nothing else).
+from vit_backbones.engine.checkpoint_io import register_checkpoint_io  # noqa: E402
+from vit_backbones.engine.runner_utils import (add_runner_args, check_data_or_exit, fail,  # noqa: E402
+                                               load_config, parse_runner_args, run_runner)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -33,17 +37,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         './work_dirs/<config name>)')
     parser.add_argument(
         '--out', help='dump raw predictions to this .pkl/.pickle file')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. test_dataloader.batch_size=2')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument(
-        '--local_rank', '--local-rank', type=int, default=0,
-        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    add_runner_args(
+        parser, 'override config keys, e.g. test_dataloader.batch_size=2')
+    args = parse_runner_args(parser, argv)
     if args.out and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must name a .pkl or .pickle file')
     return args
@@ -68,8 +64,6 @@ def add_dump_metric(cfg: Config, out_file: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Evaluate ``checkpoint`` on the config's test dataloader."""
     args = parse_args(argv)
-    import vit_backbones  # noqa: F401  (registers backbones, necks, ...)
-    from vit_backbones.engine import CheckpointError, register_checkpoint_io
     register_checkpoint_io()  # idempotent: safe loads, atomic saves
 
     cfg = load_config(args.config, args.cfg_options, args.launcher,
@@ -80,18 +74,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.out:
         add_dump_metric(cfg, args.out)
     # Testing reads only the test split; a missing train set is no error.
-    check_data_or_exit(Config(dict(test_dataloader=cfg.get('test_dataloader'))))
-
-    note = setup_cpu_distributed(cfg)
-    runner = build_runner(cfg)
-    if note:
-        runner.logger.info(note)
-    try:
-        runner.test()
-    except CheckpointError as err:
-        fail(err)
-    finally:
-        shutdown_distributed()
+    check_data_or_exit(cfg, loaders=('test_dataloader',))
+    run_runner(cfg, 'test')
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ classes = ('circle', 'square', 'triangle', 'star')
 palette = [[220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
 num_classes = 4
 data_root = 'data/demo_coco/'  # tools/make_demo_data.py --kind det defaults: 400 train + 50 val, 128x128
+# How to get the data, shown by tools/train.py and tools/test.py when it is missing ({root}: data_root).
+data_hint = 'generate it with: python tools/make_demo_data.py {root} --kind det'
 img_scale = (128, 128)
 max_epochs = 6  # 100 iterations each
 batch_size = 4

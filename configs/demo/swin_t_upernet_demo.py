@@ -23,6 +23,8 @@ classes = ('background', 'circle', 'square', 'triangle', 'star')
 palette = [[0, 0, 0], [220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
 num_classes = 5
 data_root = 'data/demo_shapes'  # tools/make_demo_data.py defaults: 400 train + 50 val images, 128x128
+# How to get the data, shown by tools/train.py and tools/test.py when it is missing ({root}: data_root).
+data_hint = 'generate it with: python tools/make_demo_data.py {root}'
 crop_size = (128, 128)
 max_iters = 900
 norm_cfg = dict(type='BN', requires_grad=True)

@@ -147,7 +147,7 @@ def test_paper_recipe() -> None:
     assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR', 1e-6, 1500)
     assert (poly.type, poly.power, poly.eta_min, poly.begin, poly.end) == ('PolyLR', 1.0, 0.0, 1500, 160000)
     assert cfg.train_cfg.max_iters == 160000
-    assert cfg.custom_imports.imports == ['vit_backbones']
+    assert cfg.custom_imports.imports == ['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io']
 
 
 def test_no_decay_keys_match_backbone_parameters() -> None:
@@ -205,7 +205,7 @@ def test_detection_configs_found() -> None:
 def test_detection_recipe(name: str) -> None:
     backbone, arch, detector, lr, weight_decay, start_level = DET_RECIPES[name]
     cfg = Config.fromfile(str(REPO / 'configs' / name))
-    assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['vit_backbones']
+    assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io']
     assert cfg.model.type == detector
     assert cfg.model.backbone.type == f'vit_backbones.{backbone}' and cfg.model.backbone.arch == arch
     assert 'depth' not in cfg.model.backbone  # the ResNet keys of mmdet's base are gone (_delete_)

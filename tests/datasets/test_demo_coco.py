@@ -1,6 +1,7 @@
 """Tests of the synthetic Demo Shapes COCO generator, its CLI and the dataset check for detection configs."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -50,6 +51,24 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert _files(tmp_path / 'a') == _files(tmp_path / 'b')
     assert _files(tmp_path / 'a') != _files(tmp_path / 'c')
 
+
+
+def test_annotations_are_pinned(tmp_path: Path) -> None:
+    """Seed 0 keeps placing the same instances (guards the draw order of ``datasets/painting.py``)."""
+    generate_demo_coco(tmp_path / 'coco', seed=0, **TINY)
+    digests = {split: hashlib.sha256((tmp_path / 'coco' / demo_coco.ann_file(split)).read_bytes()).hexdigest()
+               for split in ('train', 'val')}
+    assert digests == {'train': '8c7278a1c2e6955367a6c251574c6c9b928f1a1d07865676511cbbe123622439',
+                       'val': 'e5d8fe0c81e463030cb9faad68a207b468e247231a4b13b9293c3a70b63cbe51'}
+
+
+def test_generators_share_the_painting_module() -> None:
+    """demo_coco paints with the public helpers of ``painting``, not with demo_shapes' internals."""
+    from vit_backbones.datasets import demo_shapes, painting
+    for module in (demo_coco, demo_shapes):
+        assert module.background is painting.background and module.polygon is painting.polygon
+    source = Path(demo_coco.__file__).read_text()
+    assert 'from .demo_shapes import _' not in source and 'demo_shapes._' not in source
 
 def test_more_images_keep_the_first_ones(tmp_path: Path) -> None:
     generate_demo_coco(tmp_path / 'small', num_train=2, num_val=1, size=64)

@@ -44,6 +44,15 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert _files(tmp_path / 'a') != _files(tmp_path / 'c')
 
 
+
+def test_output_is_pinned(tmp_path: Path) -> None:
+    """Seed 0 keeps drawing the same label maps (guards the draw order of ``datasets/painting.py``).
+
+    Pixel counts come from integer rasterisation only, so they do not depend on OpenCV's float kernels.
+    """
+    info = generate_demo_shapes(tmp_path / 'shapes', seed=0, **TINY)
+    assert info['pixel_counts'] == {'train': [10528, 1023, 852, 548, 873], 'val': [3840, 78, 206, 372, 112]}
+
 def test_more_images_keep_the_first_ones(tmp_path: Path) -> None:
     generate_demo_shapes(tmp_path / 'small', num_train=2, num_val=1, size=48)
     generate_demo_shapes(tmp_path / 'big', num_train=4, num_val=2, size=48)

@@ -1,6 +1,9 @@
 """Tests for weights-only checkpoint loading and atomic checkpoint saving."""
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from vit_backbones.engine.checkpoint_io import (AtomicLocalBackend,
                                                 register_checkpoint_io)
 
 HELPERS = Path(__file__).resolve().parents[1] / 'helpers'
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _mmengine_style_checkpoint() -> dict:
@@ -224,3 +228,134 @@ def test_runner_checkpoints_go_through_atomic_backend(tmp_path, monkeypatch):
     assert resumed['meta']['iter'] == 3
     assert isinstance(resumed['message_hub']['log_scalars']['train/loss'],
                       HistoryBuffer)
+
+
+def test_import_changes_nothing_until_switched_on():
+    """``import vit_backbones`` only registers modules; the switch is explicit."""
+    script = textwrap.dedent("""
+        from mmengine.fileio import exists
+        from mmengine.fileio.backends import registry_utils
+        from mmengine.fileio.io import backend_instances
+        from mmengine.runner import CheckpointLoader
+
+        def state():
+            return (CheckpointLoader._schemes[''], registry_utils.backends['local'],
+                    registry_utils.prefix_to_backends[''])
+
+        exists('.')  # mmengine caches a plain LocalBackend instance
+        cached = dict(backend_instances)
+        before = state()
+        import vit_backbones, vit_backbones.engine, vit_backbones.engine.runner_utils
+        assert state() == before, state()
+        assert before[0].__name__ == 'load_from_local', before
+
+        import vit_backbones.engine.safe_checkpoint_io
+        from vit_backbones.engine import checkpoint_io
+        assert state() == (checkpoint_io.load_from_safe_local, checkpoint_io.AtomicLocalBackend,
+                           checkpoint_io.AtomicLocalBackend), state()
+        assert backend_instances == cached  # mmengine's private cache is not edited
+        print('ok')
+    """)
+    proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize('config', ['swin_t_upernet.py', 'pvtv2_b2_mask_rcnn.py'])
+def test_our_configs_switch_it_on_for_other_tools(config):
+    """mmseg's/mmdet's own tools/train.py read the config (and its custom_imports) before building the Runner."""
+    script = textwrap.dedent(f"""
+        from mmengine.config import Config
+        from mmengine.fileio.backends import registry_utils
+        from mmengine.runner import CheckpointLoader
+
+        assert CheckpointLoader._schemes[''].__name__ == 'load_from_local'
+        Config.fromfile({str(REPO / 'configs' / config)!r})
+        assert CheckpointLoader._schemes[''].__name__ == 'load_from_safe_local'
+        assert registry_utils.backends['local'].__name__ == 'AtomicLocalBackend'
+        print('ok')
+    """)
+    proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]
+
+
+def test_enable_alias():
+    assert checkpoint_io.enable_safe_checkpoint_io is register_checkpoint_io
+
+
+def _temp(target: Path, pid: int, host: str = None) -> Path:
+    """A temporary of ``target`` named as if process ``pid`` on ``host`` wrote it."""
+    host = checkpoint_io._host_tag() if host is None else host
+    path = target.parent / f'.{target.name}.{host}.{pid}-0123abcd.tmp'
+    path.write_bytes(b'partial')
+    return path
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporary_names_its_owner(tmp_path):
+    name = AtomicLocalBackend.temporary_name('latest.pth')
+    assert name.startswith(f'.latest.pth.{checkpoint_io._host_tag()}.{os.getpid()}-')
+    assert name.endswith('.tmp') and name != AtomicLocalBackend.temporary_name('latest.pth')
+
+
+def test_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    target = tmp_path / 'latest.pth'
+    script = textwrap.dedent(f"""
+        import os, signal
+        from vit_backbones.engine.checkpoint_io import AtomicLocalBackend
+        os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # killed between write and rename
+        AtomicLocalBackend().put(b'new' * 1000, {str(target)!r})
+    """)
+    proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    leftover = [p.name for p in tmp_path.iterdir()]
+    assert len(leftover) == 1 and leftover[0].startswith('.latest.pth.'), leftover
+
+    AtomicLocalBackend().put(b'saved', target)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['latest.pth']
+    assert target.read_bytes() == b'saved'
+
+
+def test_next_save_removes_only_stale_temporaries_of_its_target(tmp_path):
+    target = tmp_path / 'latest.pth'
+    dead = _dead_pid()
+    sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])
+    try:
+        stale = [
+            _temp(target, dead),
+            _temp(target, os.getpid()),  # our pid, but not being written: an earlier process's
+        ]
+        old_style = tmp_path / '.latest.pth.89abcdef.tmp'  # naming without an owner
+        old_style.write_bytes(b'partial')
+        kept = [
+            _temp(target, os.getppid()),
+            _temp(target, sleeper.pid),
+            _temp(target, dead, host='other-host'),  # cannot tell on a shared file system
+            _temp(tmp_path / 'other.pth', dead),  # another target's
+            _temp(tmp_path / 'latest.pth.1', dead),
+        ]
+        for name in ('.latest.pth.swp', '.latest.pth.tmp', f'.latest.pth.{dead}.0123abcd.tmp',
+                     '.latest.pth.89abcdef.tmp.bak', '.other.pth.89abcdef.tmp', 'notes.txt'):
+            (tmp_path / name).write_text('user file')
+            kept.append(tmp_path / name)
+        (tmp_path / 'sub').mkdir()
+
+        backend = AtomicLocalBackend()
+        backend.put(b'saved', target)
+
+        assert target.read_bytes() == b'saved'
+        assert not any(p.exists() for p in stale + [old_style])
+        assert all(p.exists() for p in kept)
+        assert (tmp_path / 'sub').is_dir()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(['latest.pth', 'sub'] + [p.name for p in kept])

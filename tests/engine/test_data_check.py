@@ -5,11 +5,14 @@ from pathlib import Path
 
 import pytest
 from mmengine import Config
+from mmengine.runner import Runner
 
 from vit_backbones.datasets import CLASSES, PALETTE, generate_demo_shapes
+from vit_backbones.engine import data_check
 from vit_backbones.engine.data_check import check_datasets
 
 REPO = Path(__file__).resolve().parents[2]
+HELPERS = REPO / 'tests' / 'helpers'
 
 
 def _ade(root: Path, split: str = 'training') -> dict:
@@ -63,9 +66,67 @@ def test_present_demo_data_passes(demo_root: Path) -> None:
     check_datasets(_loaders(_demo(demo_root), _demo(demo_root, 'val')))
 
 
-def test_missing_demo_data_suggests_the_generator(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match='python tools/make_demo_data.py'):
+def test_data_check_knows_nothing_of_the_demo_datasets(tmp_path: Path) -> None:
+    """Without the config's ``data_hint``, a demo-like dataset gets the generic hint."""
+    assert 'vit_backbones.datasets' not in Path(data_check.__file__).read_text()
+    with pytest.raises(FileNotFoundError) as info:
         check_datasets(_loaders(_demo(tmp_path / 'demo_shapes')))
+    assert 'make_demo_data' not in str(info.value)
+    assert 'dataset preparation docs describe for BaseSegDataset' in str(info.value)
+
+
+def test_config_data_hint_is_shown_for_every_missing_dataset(tmp_path: Path) -> None:
+    ade_root = tmp_path / 'ADEChallengeData2016'
+    cfg = _loaders(_demo(tmp_path / 'shapes'), _ade(ade_root, 'validation'))
+    cfg.data_hint = 'run: make-data {root} --into {root}/x {a,b}'
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(cfg)
+    message = str(info.value)
+    assert f"To get it, run: make-data {tmp_path / 'shapes'} --into {tmp_path / 'shapes'}/x {{a,b}}" in message
+    assert f'To get it, run: make-data {ade_root} --into {ade_root}/x {{a,b}}' in message
+    assert 'sceneparsing' not in message  # the config's hint replaces the built-in one
+
+
+def test_data_hint_must_be_a_string(tmp_path: Path) -> None:
+    cfg = _loaders(_demo(tmp_path / 'shapes'))
+    cfg.data_hint = ['not', 'a', 'string']
+    with pytest.raises(TypeError, match='data_hint'):
+        check_datasets(cfg)
+
+
+def test_only_the_given_loaders_are_checked(tmp_path: Path, demo_root: Path) -> None:
+    cfg = _loaders(_demo(tmp_path / 'missing'), _demo(demo_root, 'val'))
+    cfg.data_hint = 'generate it'
+    check_datasets(cfg, loaders=('test_dataloader', ))
+    with pytest.raises(FileNotFoundError, match='generate it'):
+        check_datasets(cfg, loaders=('train_dataloader', ))
+
+
+@pytest.mark.parametrize('config, command', [
+    ('swin_t_upernet_demo.py', 'python tools/make_demo_data.py {root}\n'),
+    ('mask-rcnn_pvtv2-b0_demo.py', 'python tools/make_demo_data.py {root} --kind det'),
+])
+def test_demo_configs_suggest_the_generator(tmp_path: Path, config: str, command: str) -> None:
+    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / config))
+    root = str(tmp_path / 'demo_data')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = root
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(cfg)
+    assert f'To get it, generate it with: {command.format(root=root)}' in str(info.value) + '\n'
+
+
+def test_runner_ignores_data_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mmengine's Runner (as mmseg's/mmdet's own tools/train.py build it) accepts a config with ``data_hint``."""
+    monkeypatch.syspath_prepend(str(HELPERS))
+    from tiny_mmengine_modules import tiny_config
+    work = tmp_path / 'work'
+    cfg = Config(dict(tiny_config(str(work), max_iters=3, interval=2), data_hint='generate it with: make {root}'))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert (work / 'iter_3.pth').is_file()
+    dumped = [p.read_text() for p in work.rglob('*.py')]  # the config the runner saved beside its logs
+    assert any("data_hint = 'generate it with: make {root}'" in text for text in dumped)
 
 
 def test_demo_config_with_generated_data(demo_root: Path) -> None:

@@ -128,6 +128,36 @@ def test_missing_dataset_is_user_error(tmp_path, tiny_cfg):
     assert_user_error(proc, str(root))
 
 
+def test_test_tool_needs_only_test_data_and_shows_data_hint(tmp_path):
+    cfg = Config(dict(tiny_config(max_iters=4, interval=2),
+                      data_hint='generate it with: make-data {root}'))
+    path = tmp_path / 'hinted.py'
+    cfg.dump(str(path))
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': {}}, ckpt)
+    root = tmp_path / 'no_test_data'
+    proc = run_tool(
+        str(path), str(ckpt), '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.ann_file=test.json',
+        f'train_dataloader.dataset.data_root={tmp_path / "no_train_data"}',
+        'train_dataloader.dataset.ann_file=train.json',
+        cwd=tmp_path, script='test.py')
+    assert_user_error(proc, f'generate it with: make-data {root}',
+                      'used by test_dataloader')
+    assert 'no_train_data' not in proc.stderr
+
+
+def test_no_tool_imports_another_tool():
+    """What tools share lives in the package (vit_backbones.engine.runner_utils)."""
+    for tool in TOOLS.glob('*.py'):
+        source = tool.read_text()
+        assert 'sys.path.insert(0, osp.dirname(osp.abspath(__file__)))' not in source, tool
+        for other in TOOLS.glob('*.py'):
+            assert f'from {other.stem} import' not in source, tool
+            assert f'import {other.stem}\n' not in source, tool
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

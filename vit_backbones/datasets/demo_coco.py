@@ -1,8 +1,9 @@
 """Demo Shapes COCO: the Demo Shapes images as a small COCO-format instance-segmentation set.
 
-Shapes and backgrounds are drawn by :mod:`.demo_shapes` (same hues, outlines, textures and noise). For detection
-every shape is one instance: shapes lie fully inside the image and never touch each other, so the polygon that was
-filled is exactly the instance's annotation (no occlusion to approximate). Circles are filled as 32-gons.
+Shapes and backgrounds are painted by :mod:`.painting`, as in :mod:`.demo_shapes` (same hues, outlines, textures
+and noise). For detection every shape is one instance: shapes lie fully inside the image and never touch each
+other, so the polygon that was filled is exactly the instance's annotation (no occlusion to approximate). Circles
+are filled as 32-gons.
 
 The layout is the one mmdet's ``CocoDataset`` reads (``data_prefix=dict(img='train/')``)::
 
@@ -25,7 +26,8 @@ import cv2
 import numpy as np
 
 from .atomic import write_dataset
-from .demo_shapes import _HUE_JITTER, _HUES, PALETTE, _background, _hsv_to_bgr, _polygon
+from .demo_shapes import PALETTE
+from .painting import HUE_JITTER, HUES, background, hsv_to_bgr, polygon
 
 CLASSES: tuple[str, ...] = ('circle', 'square', 'triangle', 'star')
 DET_PALETTE: list[list[int]] = PALETTE[1:]  # demo_shapes' colours without its background entry
@@ -47,7 +49,7 @@ def ann_file(split: str) -> str:
 
 def _shape_polygon(kind: str, rng: np.random.Generator, cx: float, cy: float, r: float) -> np.ndarray:
     """Vertices (N, 1, 2) int32 in OpenCV pixel coordinates; circles become regular 32-gons of radius 0.8 r."""
-    poly = _polygon(kind, rng, cx, cy, r)
+    poly = polygon(kind, rng, cx, cy, r)
     if poly is not None:
         return poly
     ang = np.arange(_CIRCLE_VERTICES) * 2 * np.pi / _CIRCLE_VERTICES
@@ -68,7 +70,7 @@ def render_instances(rng: np.random.Generator, size: int,
         ``(image, instances)``: a (size, size, 3) uint8 BGR image and, per drawn shape, its 0-based class index
         and its filled polygon, (N, 1, 2) int32 in OpenCV pixel coordinates (pixel centres at integers).
     """
-    img = _background(rng, size)
+    img = background(rng, size)
     occupied = np.zeros((size, size), np.uint8)
     kernel = np.ones((2 * _GAP + 1, 2 * _GAP + 1), np.uint8)
     instances: list[tuple[int, np.ndarray]] = []
@@ -88,8 +90,8 @@ def render_instances(rng: np.random.Generator, size: int,
         else:
             continue
         occupied |= cv2.dilate(mask, kernel)
-        hue = _HUES[kind] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)
-        colour = _hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
+        hue = HUES[kind] + rng.uniform(-HUE_JITTER, HUE_JITTER)
+        colour = hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
         shade = 1.0 + rng.uniform(-0.15, 0.15) * ((np.mgrid[0:size, 0:size][1] / size) - 0.5)  # (H, W)
         fill = np.array(colour, np.float32) * shade[..., None]  # (H, W, 3)
         on = mask.astype(bool)

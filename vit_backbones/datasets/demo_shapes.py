@@ -23,68 +23,17 @@ import cv2
 import numpy as np
 
 from .atomic import write_dataset
+from .painting import HUE_JITTER, HUES, background, hsv_to_bgr, polygon
 
 CLASSES: tuple[str, ...] = ('background', 'circle', 'square', 'triangle', 'star')
 PALETTE: list[list[int]] = [[0, 0, 0], [220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
 MANIFEST = 'demo_shapes.json'
 SPLITS: tuple[str, ...] = ('train', 'val')
 
-# Centre hue (degrees) of each shape class; jittered by up to +-_HUE_JITTER.
-_HUES: dict[str, float] = {'circle': 0.0, 'square': 125.0, 'triangle': 225.0, 'star': 52.0}
-_HUE_JITTER = 14.0
-
 
 def is_complete(root: str | os.PathLike) -> bool:
     """Whether ``root`` holds a dataset this module finished writing (its manifest exists)."""
     return (Path(root) / MANIFEST).is_file()
-
-
-def _hsv_to_bgr(hue_deg: float, sat: float, val: float) -> tuple[float, float, float]:
-    """Converts one HSV colour (hue in degrees, sat/val in [0, 1]) to a BGR tuple in [0, 255]."""
-    hsv = np.array([[[hue_deg % 360.0 / 2.0, sat * 255.0, val * 255.0]]], dtype=np.float32)
-    hsv = hsv.round().clip(0, 255).astype(np.uint8)
-    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    return tuple(float(c) for c in bgr)
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A low-saturation background: colour gradient + blurred noise blobs + stripes. Returns (H, W, 3) float32."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    c0 = np.array(_hsv_to_bgr(rng.uniform(0, 360), rng.uniform(0, 0.3), rng.uniform(0.3, 0.9)), np.float32)
-    c1 = np.array(_hsv_to_bgr(rng.uniform(0, 360), rng.uniform(0, 0.3), rng.uniform(0.3, 0.9)), np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(angle) * xx + np.sin(angle) * yy)
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    img = c0 * (1 - t[..., None]) + c1 * t[..., None]  # (H, W, 3)
-    blobs = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), size / 16)
-    img += blobs[..., None] / max(float(np.abs(blobs).max()), 1e-6) * rng.uniform(10, 40)
-    if rng.random() < 0.5:  # faint stripes, a texture that is not a shape
-        period = rng.uniform(6, 20)
-        img += (np.sin(2 * np.pi * (xx * np.cos(angle) - yy * np.sin(angle)) * size / period) * 12)[..., None]
-    return img
-
-
-def _polygon(kind: str, rng: np.random.Generator, cx: float, cy: float, r: float) -> np.ndarray | None:
-    """Vertices (N, 1, 2) int32 of a rotated square, triangle or star of radius ``r``; None for a circle."""
-    rot = rng.uniform(0, 2 * np.pi)
-    if kind == 'circle':
-        return None
-    if kind == 'square':
-        aspect = rng.uniform(0.75, 1.0)
-        half = np.array([[-1, -aspect], [1, -aspect], [1, aspect], [-1, aspect]]) * r / np.sqrt(2)
-        pts = half
-    elif kind == 'triangle':
-        ang = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3])
-        pts = np.stack([np.cos(ang), np.sin(ang)], axis=1) * r
-    elif kind == 'star':
-        ang = np.arange(10) * np.pi / 5
-        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
-        pts = np.stack([np.cos(ang) * radii, np.sin(ang) * radii], axis=1)
-    else:
-        raise ValueError(f'unknown shape {kind!r}')
-    rot_m = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
-    pts = pts @ rot_m.T + np.array([cx, cy])  # (N, 2)
-    return np.round(pts).astype(np.int32).reshape(-1, 1, 2)
 
 
 def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,17 +46,17 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     Returns:
         ``(image, label)``: a (size, size, 3) uint8 BGR image and a (size, size) uint8 label map.
     """
-    img = _background(rng, size)
+    img = background(rng, size)
     label = np.zeros((size, size), np.uint8)
     for _ in range(int(rng.integers(3, 7))):
         cls_id = int(rng.integers(1, len(CLASSES)))
         kind = CLASSES[cls_id]
         r = rng.uniform(0.09, 0.24) * size
         cx, cy = rng.uniform(0.05, 0.95, size=2) * size
-        hue = _HUES[kind] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)
-        colour = _hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
+        hue = HUES[kind] + rng.uniform(-HUE_JITTER, HUE_JITTER)
+        colour = hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
         mask = np.zeros((size, size), np.uint8)
-        poly = _polygon(kind, rng, cx, cy, r)
+        poly = polygon(kind, rng, cx, cy, r)
         if poly is None:
             cv2.circle(mask, (int(round(cx)), int(round(cy))), int(round(r * 0.8)), 1, thickness=-1)
         else:

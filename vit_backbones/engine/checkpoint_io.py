@@ -11,7 +11,13 @@ one ``torch.load`` call, so ``--resume`` works without ever falling back to
 
 mmengine's local storage backend writes files in place, so a crash while
 saving leaves a truncated ``.pth``. ``AtomicLocalBackend`` writes to a temporary
-file in the same folder and renames it over the target.
+file in the same folder and renames it over the target. A temporary names its
+writer (host and process id), so the next save to the same target removes the
+ones that a killed writer left behind.
+
+Nothing here changes mmengine when imported: :func:`register_checkpoint_io`
+switches both on (our tools call it; configs for mmseg's or mmdet's own
+``tools/train.py`` import :mod:`vit_backbones.engine.safe_checkpoint_io`).
 
 References:
     https://pytorch.org/docs/stable/notes/serialization.html#weights-only
@@ -19,11 +25,13 @@ References:
 import os
 import os.path as osp
 import pickle
+import re
 import secrets
+import socket
+import threading
 from pathlib import Path
 from typing import Any, Callable, Union
 
-import mmengine.fileio.io as mmengine_io
 import numpy as np
 import torch
 from mmengine.config import ConfigDict
@@ -33,7 +41,8 @@ from mmengine.runner import CheckpointLoader
 
 __all__ = [
     'AtomicLocalBackend', 'CheckpointError', 'checkpoint_safe_globals',
-    'load_checkpoint_file', 'register_checkpoint_io'
+    'enable_safe_checkpoint_io', 'load_checkpoint_file',
+    'register_checkpoint_io'
 ]
 
 MapLocation = Union[str, torch.device, Callable, dict, None]
@@ -130,12 +139,48 @@ def load_from_safe_local(filename: str, map_location: MapLocation) -> dict:
     return load_checkpoint_file(filename, map_location)
 
 
+# Temporaries this process is writing now; a file named with our own pid but
+# not listed here was left by an earlier process that had the same pid.
+_WRITING: set[str] = set()
+_WRITING_LOCK = threading.Lock()
+
+
+def _host_tag() -> str:
+    """This machine's name as it appears in temporary file names (no dots)."""
+    return re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:24] or 'host'
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this machine.
+
+    Errs on the side of "alive" (the caller then keeps the file): where the
+    answer is unknown, or when ``pid`` was reused by an unrelated process.
+    """
+    if os.name != 'posix' or pid <= 0:
+        return True  # os.kill(pid, 0) probes only on POSIX
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by another user
+        return True
+    return True
+
+
 class AtomicLocalBackend(LocalBackend):
     """Local storage backend whose writes are all-or-nothing.
 
     Data goes to a hidden temporary file beside the target, is flushed to
     disk, and then ``os.replace`` swaps it in. A failed or interrupted write
     leaves the previous file untouched and removes the temporary one.
+
+    A temporary is named ``.{name}.{host}.{pid}-{random}.tmp``. A writer
+    killed mid-write (``kill -9``, power loss) cannot remove its own, so every
+    write first removes the temporaries of the same target whose writer ran
+    on this host and no longer exists, plus those of the older
+    ``.{name}.{random}.tmp`` naming, which carry no owner. Temporaries of live
+    processes (this one's included), of other hosts (a shared file system)
+    and any other file are kept.
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
@@ -150,36 +195,118 @@ class AtomicLocalBackend(LocalBackend):
         self._write_atomic(obj.encode(encoding), filepath)
 
     @staticmethod
-    def _write_atomic(data: bytes, filepath: Union[str, Path]) -> None:
+    def temporary_name(name: str) -> str:
+        """A fresh temporary file name for target file ``name``, owned by this process."""
+        return f'.{name}.{_host_tag()}.{os.getpid()}-{secrets.token_hex(4)}.tmp'
+
+    @staticmethod
+    def stale_temporaries(folder: Union[str, Path], name: str) -> list[str]:
+        """Temporaries of target ``name`` in ``folder`` left by writers that are gone.
+
+        Args:
+            folder: The target's folder.
+            name: The target's file name.
+
+        Returns:
+            Paths of this class's temporaries for ``name`` whose writing
+            process ran on this host and has exited, and of old-style ones
+            (no owner recorded).
+        """
+        escaped, host = re.escape(name), _host_tag()
+        owned = re.compile(rf'\.{escaped}\.([A-Za-z0-9_-]+)\.(\d+)-[0-9a-f]{{8}}\.tmp')
+        ownerless = re.compile(rf'\.{escaped}\.[0-9a-f]{{8}}\.tmp')
+        stale = []
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return stale
+        for entry in entries:
+            match = owned.fullmatch(entry.name)
+            if match:
+                pid = int(match[2])
+                if match[1] != host:
+                    dead = False  # another machine: its processes are unknown here
+                elif pid == os.getpid():
+                    with _WRITING_LOCK:
+                        dead = entry.path not in _WRITING
+                else:
+                    dead = not _pid_alive(pid)
+            else:
+                dead = ownerless.fullmatch(entry.name) is not None
+            if dead and entry.is_file(follow_symlinks=False):
+                stale.append(entry.path)
+        return stale
+
+    @classmethod
+    def remove_stale_temporaries(cls, filepath: Union[str, Path]) -> list[str]:
+        """Remove the temporaries of ``filepath`` that dead writers left behind.
+
+        Args:
+            filepath: The target file.
+
+        Returns:
+            The paths removed. Files that vanish meanwhile or cannot be
+            removed are skipped: cleaning up never fails a save.
+        """
+        folder, name = osp.split(osp.abspath(os.fspath(filepath)))
+        removed = []
+        for path in cls.stale_temporaries(folder, name):
+            try:
+                os.remove(path)
+            except OSError:
+                continue
+            removed.append(path)
+        return removed
+
+    @classmethod
+    def _write_atomic(cls, data: bytes, filepath: Union[str, Path]) -> None:
+        """Write ``data`` to a temporary beside ``filepath``, then rename it over ``filepath``."""
         filepath = os.fspath(filepath)
         folder, name = osp.split(osp.abspath(filepath))
         os.makedirs(folder, exist_ok=True)
-        tmp_path = osp.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
-        # O_EXCL: never clobber another writer; 0o666 lets umask decide.
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        cls.remove_stale_temporaries(filepath)
+        tmp_path = osp.join(folder, cls.temporary_name(name))
+        with _WRITING_LOCK:
+            _WRITING.add(tmp_path)
         try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_path, filepath)
-        except BaseException:
-            if osp.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
+            # O_EXCL: never clobber another writer; 0o666 lets umask decide.
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                with os.fdopen(fd, 'wb') as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp_path, filepath)
+            except BaseException:
+                if osp.exists(tmp_path):
+                    os.remove(tmp_path)
+                raise
+        finally:
+            with _WRITING_LOCK:
+                _WRITING.discard(tmp_path)
 
 
 def register_checkpoint_io() -> None:
-    """Route mmengine's local checkpoint loads and file saves through here.
+    """Switch mmengine's local checkpoint loads and file saves to this module.
 
-    Loads of local paths use :func:`load_checkpoint_file`; local writes
-    (``save_checkpoint``, ``CheckpointHook``, ``mmengine.dump``) use
-    :class:`AtomicLocalBackend`. Safe to call any number of times.
+    Afterwards loads of local paths (``load_from``, ``resume``,
+    ``init_cfg=dict(type='Pretrained')``) use :func:`load_checkpoint_file`,
+    and local backends created from then on are :class:`AtomicLocalBackend`
+    (``save_checkpoint``, ``CheckpointHook``, ``LoggerHook``). Only public
+    mmengine APIs are used (``CheckpointLoader.register_scheme`` and
+    ``register_backend``, both with ``force=True``); mmengine's caches are
+    left alone. Safe to call any number of times; nothing is switched on by
+    importing :mod:`vit_backbones`.
+
+    Call it before the Runner is built. A backend instance that mmengine
+    already cached keeps being used: its module-level helpers
+    (``mmengine.fileio.put``, ``dump``, ...) keep one instance per prefix,
+    created at their first call. From a config, use ``custom_imports`` with
+    :mod:`vit_backbones.engine.safe_checkpoint_io`, which calls this at import.
     """
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_safe_local, force=True)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # Drop cached plain local backends so singleton users switch too.
-    for key, backend in list(mmengine_io.backend_instances.items()):
-        if type(backend) is LocalBackend:
-            del mmengine_io.backend_instances[key]
+
+
+enable_safe_checkpoint_io = register_checkpoint_io

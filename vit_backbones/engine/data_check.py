@@ -3,27 +3,28 @@
 Without this check a missing dataset surfaces deep inside a dataloader worker as an empty dataset or a
 ``FileNotFoundError`` on one image. :func:`check_datasets` walks the train/val/test dataloaders of a config
 before the runner is built and reports every missing folder or annotation file at once, with how to get it.
+
+How to get it: a config may say so itself in a top-level ``data_hint`` string (``{root}`` stands for the dataset's
+``data_root``), e.g. ``data_hint = 'generate it with: python tools/make_demo_data.py {root}'``; mmengine's Runner
+ignores the key. Otherwise the standard datasets (ADE20K, COCO) get their download instructions and any other
+dataset a pointer to the mmseg/mmdet preparation docs.
 """
 from __future__ import annotations
 
 import os.path as osp
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mmengine import Config
 
-from vit_backbones.datasets.demo_coco import CLASSES as DEMO_DET_CLASSES
-from vit_backbones.datasets.demo_shapes import CLASSES as DEMO_CLASSES
-
 LOADERS: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+HINT_KEY = 'data_hint'
 
 _ADE20K_HINT = ('download ADEChallengeData2016.zip from the MIT Scene Parsing benchmark '
                 '(http://sceneparsing.csail.mit.edu/) and unzip it so that {root}/images/{{training,validation}} '
                 'and {root}/annotations/{{training,validation}} exist (the layout mmseg documents).')
 _COCO_HINT = ('download COCO 2017 (https://cocodataset.org/#download) and unpack it so that {root}/train2017, '
               '{root}/val2017 and {root}/annotations/instances_{{train,val}}2017.json exist.')
-_DEMO_HINT = 'generate it with: python tools/make_demo_data.py {root}'
-_DEMO_DET_HINT = 'generate it with: python tools/make_demo_data.py {root} --kind det'
 _GENERIC_HINT = 'prepare it as the mmseg/mmdet dataset preparation docs describe for {type}, under {root}.'
 
 
@@ -65,16 +66,26 @@ def _type_name(dataset: Mapping) -> str:
     return kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
 
 
-def _hint(dataset: Mapping, root: str) -> str:
-    """How to obtain the data of ``dataset`` (whose absolute data root is ``root``)."""
+def _config_hint(cfg: Config) -> str | None:
+    """The config's own ``data_hint``, if it has one."""
+    hint = cfg.get(HINT_KEY)
+    if hint is not None and not isinstance(hint, str):
+        raise TypeError(f'{HINT_KEY} in the config must be a string, not {type(hint).__name__}')
+    return hint or None
+
+
+def _hint(dataset: Mapping, root: str, config_hint: str | None = None) -> str:
+    """How to obtain the data of ``dataset`` (whose absolute data root is ``root``).
+
+    Args:
+        dataset: The dataset config.
+        root: Absolute path of its data root.
+        config_hint: The config's ``data_hint``; each ``{root}`` in it becomes the dataset's ``data_root`` as
+            written in the config (``root`` if it has none).
+    """
+    if config_hint:
+        return config_hint.replace('{root}', str(dataset.get('data_root') or root))
     name = _type_name(dataset)
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if 'demo_coco' in str(dataset.get('data_root', '')) or (classes is not None and
-                                                           tuple(classes) == DEMO_DET_CLASSES):
-        return _DEMO_DET_HINT.format(root=dataset.get('data_root') or root)
-    if 'demo_shapes' in str(dataset.get('data_root', '')) or (classes is not None and
-                                                             tuple(classes) == DEMO_CLASSES):
-        return _DEMO_HINT.format(root=dataset.get('data_root') or root)
     if name.startswith('ADE20K'):
         return _ADE20K_HINT.format(root=root)
     if name.startswith('Coco') and 'Stuff' not in name:
@@ -82,21 +93,25 @@ def _hint(dataset: Mapping, root: str) -> str:
     return _GENERIC_HINT.format(type=name, root=root)
 
 
-def check_datasets(cfg: Config) -> None:
-    """Checks that every dataset of the train/val/test dataloaders of ``cfg`` exists on disk.
+def check_datasets(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
+    """Checks that every dataset of the given dataloaders of ``cfg`` exists on disk.
 
     Paths are resolved as mmengine's ``BaseDataset`` does (``data_root`` joined with each ``data_prefix`` value
     and ``ann_file``), relative to the working directory. Remote paths (``s3://``, non-local backends) are skipped.
 
     Args:
-        cfg: A full training/testing config.
+        cfg: A full training/testing config; its top-level ``data_hint`` string, if any, is shown as the way to
+            get every missing dataset.
+        loaders: Names of the dataloader keys to check (default: train, val and test).
 
     Raises:
         FileNotFoundError: Some path is missing; the message names the dataset type, the missing paths, how to
             get the data and the ``--cfg-options`` that point the config at an existing copy.
+        TypeError: ``data_hint`` is set but is not a string.
     """
+    config_hint = _config_hint(cfg)
     problems: dict[tuple[str, str], dict[str, Any]] = {}  # (type, data_root) -> missing paths, cfg keys, hint
-    for loader in LOADERS:
+    for loader in loaders:
         loader_cfg = cfg.get(loader)
         if not isinstance(loader_cfg, Mapping):
             continue
@@ -106,7 +121,7 @@ def check_datasets(cfg: Config) -> None:
                 continue
             root = osp.abspath(dataset.get('data_root') or '.')
             entry = problems.setdefault((_type_name(dataset), root),
-                                        dict(missing=[], keys=[], hint=_hint(dataset, root)))
+                                        dict(missing=[], keys=[], hint=_hint(dataset, root, config_hint)))
             entry['missing'] += [osp.abspath(p) for p in missing if osp.abspath(p) not in entry['missing']]
             entry['keys'].append(key)
     if not problems:

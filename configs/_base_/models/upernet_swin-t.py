@@ -1,9 +1,11 @@
 """UperNet with our Swin-T backbone: mmseg's ``upernet_swin.py`` recipe, backbone from ``vit_backbones``.
 
 Heads use SyncBN as mmseg does for 8-GPU training; single-process runs swap it for BN (see configs/demo/).
-Importing ``vit_backbones`` through ``custom_imports`` registers our modules for every config inheriting this one.
+Importing ``vit_backbones`` through ``custom_imports`` registers our modules for every config inheriting this one;
+``vit_backbones.engine.safe_checkpoint_io`` switches on weights-only resuming and atomic checkpoint saves, also under
+mmseg's own ``tools/train.py``.
 """
-custom_imports = dict(imports=['vit_backbones'], allow_failed_imports=False)
+custom_imports = dict(imports=['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io'], allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
