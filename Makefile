@@ -1,6 +1,6 @@
 # Developer entry points. `make test` is what CI runs (see .ci/run).
 #   make install  create .venv (if missing) and install everything into it
-#   make test     install, then run the test suite
+#   make test     install, then lint (ruff.toml) and run the test suite
 #   make demo     install, then run tools/demo.sh (data, training, evaluation)
 #   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)
 #   make clean    remove build outputs and caches; keeps .venv but forgets that
@@ -20,6 +20,7 @@ $(STAMP): setup.py tools/install.sh
 	touch $@
 
 test: install
+	$(VPY) -m ruff check .
 	$(VPY) -m pytest tests -q -p no:cacheprovider
 
 demo: install

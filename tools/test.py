@@ -21,8 +21,14 @@ if REPO_ROOT not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, REPO_ROOT)
 # Importing the package registers backbones, necks, ... (nothing else).
 from vit_backbones.engine.checkpoint_io import register_checkpoint_io  # noqa: E402
-from vit_backbones.engine.runner_utils import (add_runner_args, check_data_or_exit, fail,  # noqa: E402
-                                               load_config, parse_runner_args, run_runner)
+from vit_backbones.engine.runner_utils import (  # noqa: E402
+    add_runner_args,
+    check_data_or_exit,
+    fail,
+    load_config,
+    parse_runner_args,
+    run_runner,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

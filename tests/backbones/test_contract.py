@@ -16,7 +16,7 @@ NAMES = sorted(TINY)
 
 def build(name: str, **overrides) -> BaseBackbone:
     kwargs = dict(TINY[name][0], **overrides)
-    return MODELS.build(dict(type=name, **kwargs))
+    return MODELS.build(dict(type=f'vit_backbones.{name}', **kwargs))  # scoped: whatever the default scope
 
 
 def test_every_registered_backbone_has_a_tiny_arch():
@@ -161,3 +161,83 @@ def test_init_weights_is_random_init_only(name):
     for pname, param in model.named_parameters():
         assert torch.isfinite(param).all(), pname
         assert param.abs().sum() > 0 or 'bias' in pname, f'{pname} is all zeros after init'
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_with_cp_recomputes_every_block_in_backward(name, with_cp):
+    """Checkpointed blocks run twice per step (forward, then recomputed in backward); plain blocks once."""
+    model = build(name, with_cp=with_cp).train()
+    calls = []
+    blocks = [block for stage in model.stage_list() for block in stage.blocks]
+    assert blocks
+    for block in blocks:
+        block.register_forward_pre_hook(lambda module, args: calls.append(module))  # recompute may stop early
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert len(calls) == len(blocks)
+    sum(o.sum() for o in outs).backward()
+    assert len(calls) == (2 if with_cp else 1) * len(blocks)
+    assert all(stage.with_cp == with_cp for stage in model.stage_list())
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_with_cp_can_be_switched_after_construction(name):
+    model = build(name)
+    model.with_cp = True
+    assert all(stage.with_cp for stage in model.stage_list())
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_random_init_has_the_documented_distributions(name):
+    torch.manual_seed(0)
+    model = build(name)
+    for param in model.parameters():  # anything the init does not set would keep these values
+        torch.nn.init.constant_(param, 7.0)
+    model.init_weights()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002  # trunc_normal(0.02)
+    assert all(torch.all(m.bias == 0) for m in linears if m.bias is not None)
+    for module in model.modules():
+        if isinstance(module, nn.LayerNorm):
+            assert torch.all(module.weight == 1) and torch.all(module.bias == 0)
+    for pname, param in model.named_parameters():
+        assert not torch.any(param == 7.0), f'{pname} was not initialised'
+
+
+def _neck_inputs(name):
+    model = build(name).eval()
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 96, 128))
+    return model, feats
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_mmdet_fpn_builds_from_the_backbone_contract(name):
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model, feats = _neck_inputs(name)
+    neck = DET_MODELS.build(dict(type='FPN', in_channels=list(model.out_channels), out_channels=8,
+                                 num_outs=len(model.out_channels) + 1)).eval()
+    with torch.no_grad():
+        outs = neck(feats)
+    assert len(outs) == len(model.out_channels) + 1 and all(o.shape[1] == 8 for o in outs)
+    for out, feat, stride in zip(outs, feats, model.out_strides):
+        assert out.shape[-2:] == feat.shape[-2:] and feat.shape[-1] == -(-128 // stride)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_mmseg_multi_level_neck_builds_from_the_backbone_contract(name):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS as SEG_MODELS
+    init_default_scope('mmseg')
+    model, feats = _neck_inputs(name)
+    scales = [2 ** i for i in range(len(model.out_channels))]
+    neck = SEG_MODELS.build(dict(type='MultiLevelNeck', in_channels=list(model.out_channels), out_channels=8,
+                                 scales=scales)).eval()
+    with torch.no_grad():
+        outs = neck(list(feats))
+    assert len(outs) == len(scales) and all(o.shape[1] == 8 for o in outs)
+    for out, feat, scale in zip(outs, feats, scales):
+        assert out.shape[-2:] == (feat.shape[-2] * scale, feat.shape[-1] * scale)

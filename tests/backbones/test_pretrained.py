@@ -10,8 +10,8 @@ import torch
 
 from vit_backbones.backbones import SwinTransformer
 from vit_backbones.converters import CheckpointMismatchError
-from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 from vit_backbones.engine import CheckpointError, register_checkpoint_io
+from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
@@ -103,7 +103,8 @@ def test_foreign_checkpoint_fails_loudly_naming_the_file(tmp_path):
                    'layer1.0.conv1.weight': torch.zeros(64, 64, 1, 1)}
     path = tmp_path / 'resnet.pth'
     torch.save(resnet_like, path)
-    with pytest.raises(CheckpointMismatchError, match=rf'{re.escape(str(path))}.*not a swin checkpoint.*no known layout.*conv1.weight'):
+    expected = rf'{re.escape(str(path))}.*not a swin checkpoint.*no known layout.*conv1.weight'
+    with pytest.raises(CheckpointMismatchError, match=expected):
         pretrained(path, arch=TINY)
 
 

@@ -36,3 +36,48 @@ TINY: dict[str, tuple[dict[str, Any], dict[tuple[int, int], Optional[list[tuple[
             (31, 31): [(8, 8), (4, 4), (2, 2), (1, 1)],
         }),
 }
+
+# name -> (how stage sizes round, smallest input side): stage i of an (H, W) input is
+# ceil or floor of (H / (4 * 2**i), W / (4 * 2**i)); smaller inputs get a ValueError saying so.
+SIZE_RULES: dict[str, tuple[str, int]] = {
+    'SwinTransformer': ('ceil', 1),
+    'PyramidVisionTransformer': ('floor', 32),
+    'PyramidVisionTransformerV2': ('ceil', 1),
+}
+
+
+def tiny_arch_with(name: str, **changes: Any) -> dict[str, Any]:
+    """The tiny arch dict of ``name`` with some entries replaced."""
+    return dict(TINY[name][0]['arch'], **changes)
+
+
+# Constructor arguments out of range, each with the argument its ValueError must name. Every backbone also gets
+# COMMON_BAD_ARGS.
+COMMON_BAD_ARGS: list[tuple[dict[str, Any], str]] = [
+    (dict(in_channels=0), 'in_channels'),
+    (dict(drop_path_rate=-0.1), 'drop_path_rate'),
+    (dict(drop_path_rate=1.5), 'drop_path_rate'),
+    (dict(drop_rate=1.0), 'drop_rate'),
+    (dict(attn_drop_rate=-1), 'attn_drop_rate'),
+    (dict(frozen_stages=-2), 'frozen_stages'),
+]
+_PVT_BAD = [
+    (dict(arch=dict(sr_ratios=(8, 0, 2, 1))), 'sr_ratios'),
+    (dict(arch=dict(depths=(1, 0, 1, 2))), 'depths'),
+    (dict(arch=dict(embed_dims=(16, 0, 32, 32))), 'embed_dims'),
+    (dict(arch=dict(num_heads=(1, 3, 2, 2))), 'num_heads'),
+    (dict(arch=dict(mlp_ratios=(2, -1, 2, 2))), 'mlp_ratios'),
+]
+BAD_ARGS: dict[str, list[tuple[dict[str, Any], str]]] = {
+    'SwinTransformer': [
+        (dict(window_size=0), 'window_size'),
+        (dict(patch_size=0), 'patch_size'),
+        (dict(mlp_ratio=0), 'mlp_ratio'),
+        (dict(pretrain_img_size=2), 'pretrain_img_size'),
+        (dict(arch=dict(depths=(2, 0, 2, 2))), 'depths'),
+        (dict(arch=dict(embed_dim=0)), 'embed_dim'),
+        (dict(arch=dict(num_heads=(1, 3, 2, 4))), 'num_heads'),
+    ],
+    'PyramidVisionTransformer': _PVT_BAD + [(dict(pretrain_img_size=16), 'pretrain_img_size')],
+    'PyramidVisionTransformerV2': _PVT_BAD,
+}

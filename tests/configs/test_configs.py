@@ -23,7 +23,6 @@ from vit_backbones.datasets import CLASSES, DET_CLASSES, DET_PALETTE, PALETTE
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 TINY_ARCH = dict(embed_dim=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
-TINY_CHANNELS = [32, 64, 128, 256]
 # Tiny arch per backbone type for detection configs; the FPN takes the channels the built backbone reports.
 _PVT_TINY = dict(embed_dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), mlp_ratios=(2, 2, 2, 2),
                  sr_ratios=(8, 4, 2, 1))
@@ -55,14 +54,16 @@ def _sync_bn_to_bn(node: Any) -> None:
 
 
 def _build_tiny(cfg: Config) -> torch.nn.Module:
-    """Builds ``cfg.model`` with a tiny Swin and narrow heads, the way tools/train.py would resolve it."""
+    """Builds ``cfg.model`` with a tiny backbone of its type and narrow heads, as tools/train.py would resolve it."""
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = cfg.model
-    model_cfg.backbone.arch = TINY_ARCH
-    model_cfg.decode_head.in_channels = TINY_CHANNELS
+    model_cfg.backbone.arch = TINY_DET_ARCHS[model_cfg.backbone.type.split('.')[-1]]
+    model_cfg.backbone.init_cfg = None
+    channels = list(MODELS.build(model_cfg.backbone.copy()).out_channels)  # the backbone's contract
+    model_cfg.decode_head.in_channels = [channels[i] for i in model_cfg.decode_head.in_index]
     model_cfg.decode_head.channels = 16
     if model_cfg.get('auxiliary_head'):
-        model_cfg.auxiliary_head.in_channels = TINY_CHANNELS[model_cfg.auxiliary_head.in_index]
+        model_cfg.auxiliary_head.in_channels = channels[model_cfg.auxiliary_head.in_index]
         model_cfg.auxiliary_head.channels = 8
     _sync_bn_to_bn(model_cfg)
     return MODELS.build(model_cfg)
@@ -126,7 +127,7 @@ def test_config_builds_and_runs(path: Path) -> None:
         assert type(model.backbone).__module__.startswith('vit_backbones')
         _run_detector(model, with_masks='mask_head' in cfg.model.get('roi_head', {}))
         return
-    assert cfg.model.backbone.type == 'vit_backbones.SwinTransformer'
+    assert cfg.model.backbone.type.startswith('vit_backbones.')
     model = _build_tiny(cfg)
     assert type(model.backbone).__module__.startswith('vit_backbones')
     _forward(model, cfg.model.decode_head.num_classes)
@@ -205,7 +206,8 @@ def test_detection_configs_found() -> None:
 def test_detection_recipe(name: str) -> None:
     backbone, arch, detector, lr, weight_decay, start_level = DET_RECIPES[name]
     cfg = Config.fromfile(str(REPO / 'configs' / name))
-    assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io']
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports.imports == ['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io']
     assert cfg.model.type == detector
     assert cfg.model.backbone.type == f'vit_backbones.{backbone}' and cfg.model.backbone.arch == arch
     assert 'depth' not in cfg.model.backbone  # the ResNet keys of mmdet's base are gone (_delete_)
@@ -291,3 +293,47 @@ def test_mmdet_bases_with_scoped_type(tmp_path: Path) -> None:
     _run_detector(model, with_masks=False)
     assert DET_MODELS.get('PyramidVisionTransformerV2').__module__.startswith('mmdet')  # mmdet's own class
     assert DET_MODELS.get('vit_backbones.PyramidVisionTransformerV2') is type(model.backbone)
+
+
+RECIPES = [p for p in CONFIGS if 'demo' not in p.relative_to(REPO / 'configs').parts]
+NO_DECAY_KINDS = ('norm', 'relative_position_bias_table', 'absolute_pos_embed', 'pos_embed')
+
+
+def _backbone_archs(type_name: str) -> dict:
+    from vit_backbones.backbones import pvt, swin
+    return {'SwinTransformer': swin.ARCHS, 'PyramidVisionTransformer': pvt.V1_ARCHS,
+            'PyramidVisionTransformerV2': pvt.V2_ARCHS}[type_name]
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=lambda p: p.relative_to(REPO / 'configs').as_posix())
+def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
+    """The real model of every recipe: the preset depth, window and drop-path schedule the config asks for, and
+    an optimizer whose weight decay spares what the recipe exempts (norms, position tables) and nothing else."""
+    from mmengine.optim import build_optim_wrapper
+
+    from vit_backbones.layers import DropPath
+    cfg = Config.fromfile(str(path))
+    scope = cfg.get('default_scope', 'mmseg')
+    init_default_scope(scope)
+    _sync_bn_to_bn(cfg.model)
+    model = (DET_MODELS if scope == 'mmdet' else MODELS).build(cfg.model)
+    backbone, bcfg = model.backbone, cfg.model.backbone
+    preset = _backbone_archs(bcfg.type.split('.')[-1])[bcfg.arch]
+    blocks = [block for stage in backbone.stage_list() for block in stage.blocks]
+    assert [len(stage.blocks) for stage in backbone.stage_list()] == list(preset['depths'])
+    rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in blocks]
+    torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, bcfg.drop_path_rate, len(blocks)))
+    if hasattr(blocks[0].attn, 'window_size'):
+        assert {b.attn.window_size for b in blocks} == {bcfg.get('window_size', 7)}
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay = {id(p): group['weight_decay'] for group in optim.optimizer.param_groups for p in group['params']}
+    base = cfg.optim_wrapper.optimizer.weight_decay
+    exempt = set((cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {}))
+    for name, param in backbone.named_parameters():
+        is_norm = isinstance(backbone.get_submodule(name.rsplit('.', 1)[0]), torch.nn.LayerNorm) \
+            if '.' in name else False
+        no_decay_kind = is_norm or any(k in name for k in NO_DECAY_KINDS[1:])
+        if exempt and no_decay_kind:
+            assert decay[id(param)] == 0.0, name
+        elif param.ndim > 1 or not exempt:
+            assert decay[id(param)] == base, name

@@ -29,8 +29,7 @@ from torch import Tensor, nn
 
 from vit_backbones.backbones import PyramidVisionTransformer, PyramidVisionTransformerV2, SwinTransformer
 from vit_backbones.converters import FAMILIES, convert_to_ours
-from vit_backbones.converters.swin import swin_mm_to_ours, swin_ours_to_mm
-from vit_backbones.converters.swin import merge_channels_unfold_to_official
+from vit_backbones.converters.swin import merge_channels_unfold_to_official, swin_mm_to_ours, swin_ours_to_mm
 from vit_backbones.layers import PatchMerging
 
 pytestmark = pytest.mark.parity
@@ -179,7 +178,8 @@ def test_whole_mmdet_detector_checkpoint_through_init_cfg(tmp_path, family):
         ref, size = mm_pvt('v2-b0'), (224, 224)
         build = partial(our_pvt, 'v2-b0')
     state = {f'backbone.{k}': v for k, v in ref.state_dict().items()}
-    assert FAMILIES[family].detect(state) is None  # read only once the loader strips ``backbone.``, never half-converted
+    # read only once the loader strips ``backbone.``, never half-converted
+    assert FAMILIES[family].detect(state) is None
     state['neck.lateral_convs.0.conv.weight'] = torch.zeros(8, 32, 1, 1)
     state['rpn_head.rpn_conv.weight'] = torch.zeros(8, 8, 3, 3)
     torch.save({'meta': {'mmdet_version': '3.3.0'}, 'state_dict': state}, tmp_path / 'detector.pth')

@@ -84,7 +84,8 @@ def test_official_layout_matches_timm_reading_and_ours():
     assert set(back) == set(ref.state_dict())
     assert FAMILIES['swin'].detect(official).name == 'official'
     converted = swin_official_to_ours(official)
-    assert {k for k in converted.dropped if 'head' not in k} == {k for k in official if 'attn_mask' in k or 'index' in k}
+    buffers = {k for k in official if 'attn_mask' in k or 'index' in k}
+    assert {k for k in converted.dropped if 'head' not in k} == buffers
     ours = SwinTransformer('tiny', out_indices=(3,), drop_path_rate=0.0).eval()
     ours.load_state_dict(converted.state_dict, strict=True)
     x = torch.randn(1, 3, 224, 224)

@@ -13,8 +13,7 @@ from mmengine import Config
 from mmengine.registry import init_default_scope
 from pycocotools.coco import COCO
 
-from vit_backbones.datasets import DET_CLASSES, DET_PALETTE, generate_demo_coco
-from vit_backbones.datasets import demo_coco
+from vit_backbones.datasets import DET_CLASSES, DET_PALETTE, demo_coco, generate_demo_coco
 from vit_backbones.engine.data_check import check_datasets
 
 REPO = Path(__file__).resolve().parents[2]

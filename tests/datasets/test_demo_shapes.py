@@ -11,8 +11,7 @@ import pytest
 from mmengine.registry import init_default_scope
 from mmseg.datasets import BaseSegDataset
 
-from vit_backbones.datasets import CLASSES, PALETTE, generate_demo_shapes, is_complete
-from vit_backbones.datasets import demo_shapes
+from vit_backbones.datasets import CLASSES, PALETTE, demo_shapes, generate_demo_shapes, is_complete
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(num_train=6, num_val=2, size=48)

@@ -16,10 +16,12 @@ from mmengine.runner import CheckpointLoader, Runner
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
 from vit_backbones.engine import checkpoint_io
-from vit_backbones.engine.checkpoint_io import (AtomicLocalBackend,
-                                                CheckpointError,
-                                                load_checkpoint_file,
-                                                register_checkpoint_io)
+from vit_backbones.engine.checkpoint_io import (
+    AtomicLocalBackend,
+    CheckpointError,
+    load_checkpoint_file,
+    register_checkpoint_io,
+)
 
 HELPERS = Path(__file__).resolve().parents[1] / 'helpers'
 REPO = Path(__file__).resolve().parents[2]

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..converters.common import CheckpointMismatchError, Converted, adapt_input_conv, backbone_state_dict
-from ..converters.registry import OURS, ConversionReport, convert_to_ours, get_family
+from ..converters.registry import OURS, ConversionReport, convert_to_ours
 from ..layers import Attention, BackboneStage, nhwc_to_nchw
 
 Freezable = Union[nn.Module, nn.Parameter]
@@ -195,7 +195,8 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
                                       f'to {self._version}')
 
     def random_init(self) -> None:
-        """Random initialisation (truncated normal for linear layers); families add their specifics."""
+        """Random initialisation: linear weights truncated normal (std 0.02, zero bias), LayerNorms 1/0,
+        convolutions and BatchNorms PyTorch's defaults; families add their specifics (tables, embeddings)."""
         self.apply(_init_linear_and_norm)
 
     # ---- structure ------------------------------------------------------------------------------------
@@ -374,8 +375,10 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
 
 
 def _init_linear_and_norm(module: nn.Module) -> None:
-    """Truncated-normal linear weights with zero bias; unit/zero LayerNorm."""
-    if isinstance(module, nn.Linear):
+    """Truncated-normal linear weights (std 0.02) with zero bias; unit/zero norms; PyTorch's default for convs."""
+    if isinstance(module, (nn.Conv2d, _BatchNorm)):
+        module.reset_parameters()
+    elif isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

@@ -24,11 +24,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..converters import pvt as _pvt_layouts  # noqa: F401  (registers the 'pvt' checkpoint layouts)
-from ..layers import (Attention, BackboneStage, DropPath, Mlp, PatchEmbed, get_act_layer, nchw_to_nlc,
-                      nlc_to_nchw, resize_abs_pos_embed)
+from ..layers import (
+    Attention,
+    BackboneStage,
+    DropPath,
+    Mlp,
+    PatchEmbed,
+    get_act_layer,
+    nchw_to_nlc,
+    nlc_to_nchw,
+    resize_abs_pos_embed,
+)
 from ..registry import MODELS
-from .base import (BaseBackbone, Freezable, check_int, check_per_stage, check_rate, drop_path_rates,
-                   resolve_arch)
+from .base import BaseBackbone, Freezable, check_int, check_per_stage, check_rate, drop_path_rates, resolve_arch
 
 __all__ = ['PyramidVisionTransformer', 'PyramidVisionTransformerV2']
 
@@ -297,8 +305,9 @@ class PyramidVisionTransformer(_PvtBase):
     def __init__(self, arch: Union[str, dict] = 'small', in_channels: int = 3, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, qkv_bias: bool = True,
                  pretrain_img_size: int = 224, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
-                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 act: str = 'gelu', init_cfg: Union[dict, list, None] = None) -> None:
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 fused_attn: Optional[bool] = None, act: str = 'gelu',
+                 init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(arch, V1_ARCHS, in_channels, drop_rate, attn_drop_rate, drop_path_rate, qkv_bias,
                          pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg)
 

@@ -14,17 +14,39 @@ size, so exported and compiled graphs stay right at every size.
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..converters import swin as _swin_layouts  # noqa: F401  (registers the 'swin' checkpoint layouts)
-from ..layers import (Attention, BackboneStage, DropPath, Mlp, PatchEmbed, PatchMerging, cyclic_shift,
-                      get_act_layer, get_norm_layer, relative_position_index, resize_abs_pos_embed,
-                      resize_rel_pos_bias_table, shifted_window_mask, window_partition, window_reverse,
-                      window_shift)
+from ..layers import (
+    Attention,
+    BackboneStage,
+    DropPath,
+    Mlp,
+    PatchEmbed,
+    PatchMerging,
+    cyclic_shift,
+    get_act_layer,
+    get_norm_layer,
+    relative_position_index,
+    resize_abs_pos_embed,
+    resize_rel_pos_bias_table,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+    window_shift,
+)
+from ..layers.window import pad_to_windows, window_grid
 from ..registry import MODELS
-from .base import (BaseBackbone, Freezable, check_int, check_per_stage, check_positive, check_rate,
-                   drop_path_rates, resolve_arch)
+from .base import (
+    BaseBackbone,
+    Freezable,
+    check_int,
+    check_per_stage,
+    check_positive,
+    check_rate,
+    drop_path_rates,
+    resolve_arch,
+)
 
 __all__ = ['SwinTransformer']
 
@@ -119,15 +141,14 @@ class SwinBlock(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def _window_attention(self, x: Tensor, mask: Optional[Tensor], shift: tuple[Any, Any]) -> Tensor:
-        B, H, W, C = x.shape
+        H, W = x.shape[1], x.shape[2]
         ws = self.window_size
-        x = F.pad(x, (0, 0, 0, -W % ws, 0, -H % ws))  # (B, Hp, Wp, C), zeros after the norm as the reference
-        Hp, Wp = x.shape[1], x.shape[2]
+        x = pad_to_windows(x, ws)  # (B, Hp, Wp, C), zeros after the norm as the reference
         if self.shifted:
             x = cyclic_shift(x, shift)
         x = window_partition(x, ws)  # (B, Hp, Wp, C) -> (B, nW, ws*ws, C)
         x = self.attn(x, mask if self.shifted else None)
-        x = window_reverse(x, ws, Hp, Wp)  # (B, nW, ws*ws, C) -> (B, Hp, Wp, C)
+        x = window_reverse(x, ws, window_grid(H, ws), window_grid(W, ws))  # (B, nW, ws*ws, C) -> (B, Hp, Wp, C)
         if self.shifted:
             x = cyclic_shift(x, shift, reverse=True)
         return x[:, :H, :W]
@@ -167,8 +188,9 @@ class SwinStage(BackboneStage):
         """Shift per axis (0 where the map fits one window) and the shifted-window mask for tokens ``x``."""
         _, H, W, _ = x.shape
         ws = self.window_size
-        shift = (window_shift(H, ws), window_shift(W, ws))
-        return shift, shifted_window_mask(H + (-H % ws), W + (-W % ws), ws, shift, x.device, x.dtype)
+        shift = (window_shift(H, ws, x.device), window_shift(W, ws, x.device))
+        padded = (window_grid(H, ws) * ws, window_grid(W, ws) * ws)
+        return shift, shifted_window_mask(padded[0], padded[1], ws, shift, x.device, x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """Transform (B, H, W, C) tokens."""

@@ -7,8 +7,19 @@ import importlib
 import pkgutil
 
 from .common import CheckpointMismatchError, Converted, adapt_input_conv, backbone_state_dict, unwrap_state_dict
-from .registry import (FAMILIES, OURS, CheckpointFamily, ConversionReport, Layout, UnknownLayoutError,
-                       convert_to_ours, export_from_ours, get_family, identify, register_family)
+from .registry import (
+    FAMILIES,
+    OURS,
+    CheckpointFamily,
+    ConversionReport,
+    Layout,
+    UnknownLayoutError,
+    convert_to_ours,
+    export_from_ours,
+    get_family,
+    identify,
+    register_family,
+)
 
 __all__ = [
     'CheckpointMismatchError', 'Converted', 'adapt_input_conv', 'backbone_state_dict', 'unwrap_state_dict',

@@ -19,7 +19,6 @@ from typing import Any, Mapping
 from .common import Converted, drop_keys, rename_keys
 from .registry import OURS, CheckpointFamily, Layout, register_family
 
-
 _STAGE_ATTENTION = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.q\.')
 
 

@@ -1,16 +1,21 @@
 """Torch-only building blocks shared by the backbone families."""
 from .attention import Attention, capture_attention, fused_attn_enabled, set_fused_attn
 from .drop_path import DropPath, drop_path
-from .format import (nchw_to_nhwc, nchw_to_nlc, nhwc_to_nchw, nhwc_to_nlc, nlc_to_nchw, nlc_to_nhwc,
-                     split_prefix)
+from .format import nchw_to_nhwc, nchw_to_nlc, nhwc_to_nchw, nhwc_to_nlc, nlc_to_nchw, nlc_to_nhwc, split_prefix
 from .mlp import Mlp
 from .norm import get_act_layer, get_norm_layer
 from .patch_embed import PatchEmbed
 from .patch_merging import PatchMerging
 from .pos_embed import resample_abs_pos_embed, resize_abs_pos_embed, resize_rel_pos_bias_table
 from .stage import BackboneStage
-from .window import (cyclic_shift, relative_position_index, shifted_window_mask, window_partition,
-                     window_reverse, window_shift)
+from .window import (
+                     cyclic_shift,
+                     relative_position_index,
+                     shifted_window_mask,
+                     window_partition,
+                     window_reverse,
+                     window_shift,
+)
 
 __all__ = [
     'Attention', 'capture_attention', 'fused_attn_enabled', 'set_fused_attn', 'DropPath', 'drop_path',

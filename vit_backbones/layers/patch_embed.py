@@ -42,6 +42,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Embed ``x`` of shape (B, C, H, W) into tokens of shape (B, H', W', embed_dim)."""
         if self.pad_input:  # always pad (possibly by 0) so that traced graphs keep the rule for every size
-            x = F.pad(x, (0, -x.shape[3] % self.stride, 0, -x.shape[2] % self.stride))
+            H, W, s = x.shape[2], x.shape[3], self.stride
+            x = F.pad(x, (0, (W + s - 1) // s * s - W, 0, (H + s - 1) // s * s - H))  # up to ceil(H / s) * s
         x = nchw_to_nhwc(self.proj(x))  # (B, C, H', W') -> (B, H', W', C)
         return self.norm(x)

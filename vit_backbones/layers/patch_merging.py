@@ -31,8 +31,9 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Merge ``x`` of shape (B, H, W, C) into (B, ceil(H/2), ceil(W/2), out_dim)."""
-        x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))  # always (possibly by 0): traceable
         B, H, W, C = x.shape
-        # (B, H, W, C) -> (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, 2[col], 2[row], C) -> (B, H/2, W/2, 4C)
-        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
+        h, w = (H + 1) // 2, (W + 1) // 2
+        x = F.pad(x, (0, 0, 0, 2 * w - W, 0, 2 * h - H))  # always (possibly by 0): traceable
+        # (B, 2h, 2w, C) -> (B, h, 2, w, 2, C) -> (B, h, w, 2[col], 2[row], C) -> (B, h, w, 4C)
+        x = x.reshape(B, h, 2, w, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, h, w, 4 * C)
         return self.reduction(self.norm(x))

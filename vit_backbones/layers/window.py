@@ -1,8 +1,8 @@
 """Window partitioning, cyclic shifts, shifted-window masks and relative-position indices for windowed attention.
 
-Everything here is branch-free in the input size: sizes and shifts may be symbolic (``torch.compile`` with dynamic
-shapes, ``torch.export``, ONNX tracing) and the recorded graph stays right for every size. A shift may be a
-Python int or a 0-d integer tensor; a shift of 0 is the identity and gives an all-zero mask.
+Everything here is branch-free in the input size: sizes may be symbolic (``torch.compile`` with dynamic shapes,
+``torch.export``, ONNX tracing) and the recorded graph stays right for every size. A shift may be a Python int or
+a 0-d integer tensor (:func:`window_shift` gives tensors); a shift of 0 is the identity and gives an all-zero mask.
 
 References:
     Liu et al., "Swin Transformer", ICCV 2021, arXiv:2103.14030.
@@ -10,27 +10,41 @@ References:
 from typing import Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 Shift = Union[int, Tensor]
+
+
+def window_grid(size: int, window_size: int) -> int:
+    """Windows along an axis of ``size`` tokens: ``ceil(size / window_size)``."""
+    return (size + window_size - 1) // window_size
+
+
+def pad_to_windows(x: Tensor, window_size: int) -> Tensor:
+    """Zero-pad (B, H, W, C) at the bottom/right to (B, nh * ws, nw * ws, C), always (possibly by 0)."""
+    H, W = x.shape[1], x.shape[2]
+    nh, nw = window_grid(H, window_size), window_grid(W, window_size)
+    return F.pad(x, (0, 0, 0, nw * window_size - W, 0, nh * window_size - H))
 
 
 def window_partition(x: Tensor, window_size: int) -> Tensor:
     """Split (B, H, W, C) into windows of shape (B, nW, window_size**2, C); H and W divisible by the window."""
     B, H, W, C = x.shape
     ws = window_size
+    nh, nw = H // ws, W // ws
     # (B, H, W, C) -> (B, H/ws, ws, W/ws, ws, C) -> (B, H/ws, W/ws, ws, ws, C) -> (B, nW, ws*ws, C)
-    x = x.reshape(B, H // ws, ws, W // ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, (H // ws) * (W // ws), ws * ws, C)
+    x = x.reshape(B, nh, ws, nw, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, nh * nw, ws * ws, C)
 
 
-def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
-    """Inverse of :func:`window_partition`: (B, nW, window_size**2, C) -> (B, H, W, C)."""
+def window_reverse(windows: Tensor, window_size: int, nh: int, nw: int) -> Tensor:
+    """Inverse of :func:`window_partition` for ``nh x nw`` windows: (B, nW, window_size**2, C) -> (B, H, W, C)."""
     B, C = windows.shape[0], windows.shape[-1]
     ws = window_size
-    # (B, nW, ws*ws, C) -> (B, H/ws, W/ws, ws, ws, C) -> (B, H/ws, ws, W/ws, ws, C) -> (B, H, W, C)
-    x = windows.reshape(B, H // ws, W // ws, ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
+    # (B, nW, ws*ws, C) -> (B, nh, nw, ws, ws, C) -> (B, nh, ws, nw, ws, C) -> (B, nh*ws, nw*ws, C)
+    x = windows.reshape(B, nh, nw, ws, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, nh * ws, nw * ws, C)
 
 
 def _rolled_index(size: int, shift: Shift, device: torch.device) -> Tensor:
@@ -50,9 +64,14 @@ def cyclic_shift(x: Tensor, shift: tuple[Shift, Shift], reverse: bool = False) -
     return x.index_select(2, _rolled_index(W, sw, x.device))
 
 
-def window_shift(size: int, window_size: int) -> Shift:
-    """Shift of one axis for shifted-window blocks: ``window_size // 2``, or 0 where the map fits one window."""
-    return (window_size // 2) * (size > window_size)
+def window_shift(size: int, window_size: int, device: torch.device) -> Tensor:
+    """Shift of one axis for shifted-window blocks: ``window_size // 2``, or 0 where the map fits one window.
+
+    Returned as a 0-d tensor computed by tensor ops, so the decision stays in traced and compiled graphs instead
+    of becoming a guard on the size.
+    """
+    fits = (torch.arange(size, device=device) >= window_size).any()  # True iff size > window_size
+    return fits.long() * (window_size // 2)
 
 
 def relative_position_index(window_size: int) -> Tensor:
