@@ -75,3 +75,16 @@ def test_bad_arch_dicts():
         PyramidVisionTransformerV2(dict(TINY, depths=(1, 1, 1)))
     with pytest.raises(ValueError, match='custom arch'):
         PyramidVisionTransformer(dict(TINY, linear=True))  # linear SRA is a v2 option
+
+
+def test_maps_smaller_than_the_reduction_kernel_reduce_to_one_token():
+    """Stage 1 of a 16-pixel input is 4x4 under an 8x8 reduction: padded up to one kernel, not a conv error."""
+    torch.manual_seed(0)
+    v1 = PyramidVisionTransformer(TINY, out_indices=(0,)).eval()
+    assert v1(torch.randn(1, 3, 16, 16))[0].shape == (1, 16, 4, 4)
+    attn = v1.stages[0].blocks[0].attn
+    assert attn.reduce(torch.randn(1, 16, 16), (4, 4)).shape == (1, 1, 16)
+    x = torch.randn(1, 64, 16)  # an 8x8 map: exactly one kernel, reduced as the reference (no padding)
+    reference = attn.norm(F.conv2d(x.transpose(1, 2).reshape(1, 16, 8, 8), attn.sr.weight, attn.sr.bias,
+                                   stride=8).flatten(2).transpose(1, 2))
+    torch.testing.assert_close(attn.reduce(x, (8, 8)), reference)

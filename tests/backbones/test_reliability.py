@@ -18,7 +18,7 @@ from vit_backbones.registry import MODELS
 from .tiny_archs import BAD_ARGS, COMMON_BAD_ARGS, SIZE_RULES, TINY, tiny_arch_with
 
 NAMES = sorted(TINY)
-SIZES = [(1, 1), (7, 7), (28, 28), (31, 31), (33, 517), (1023, 65)]
+SIZES = [(1, 1), (7, 7), (28, 28), (31, 31), (33, 517), (1023, 65), (200, 28), (1, 64)]
 
 
 def build(name: str, **overrides) -> BaseBackbone:

@@ -187,3 +187,15 @@ def test_layout_helpers_round_trip():
     prefix, grid = split_prefix(torch.cat([torch.zeros(2, 1, 5), tokens], 1), 1)
     assert prefix.shape == (2, 1, 5)
     torch.testing.assert_close(grid, tokens)
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_a_tiled_bias_is_the_bias_repeated_over_the_batch(fused):
+    torch.manual_seed(0)
+    attn = Attention(C, H, fused_attn=fused).eval()
+    q, k, v = attn.project(torch.randn(2 * 3, N, C))  # 2 images x 3 windows
+    bias = torch.randn(3, H, N, N)
+    with torch.no_grad():
+        tiled = attn.attend(q, k, v, bias=bias, tile=3)
+        repeated = attn.attend(q, k, v, bias=bias.repeat(2, 1, 1, 1))
+    torch.testing.assert_close(tiled, repeated, rtol=1e-5, atol=1e-5)

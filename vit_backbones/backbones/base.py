@@ -59,6 +59,19 @@ def check_rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_rates(**rates: Any) -> None:
+    """:func:`check_rate` for every keyword (``drop_rate=0.1, drop_path_rate=0.3``)."""
+    for name, value in rates.items():
+        check_rate(name, value)
+
+
+def check_heads_divide(widths: Sequence[int], heads: Sequence[int], width_name: str) -> None:
+    """Raise a ``ValueError`` naming ``arch['num_heads']`` unless each stage's heads divide its width."""
+    for i, (width, h) in enumerate(zip(widths, heads)):
+        if width % h:
+            raise ValueError(f"arch['num_heads'][{i}] = {h} does not divide {width_name}[{i}] = {width}")
+
+
 def check_positive(name: str, value: Any) -> float:
     """Return ``value`` if it is a finite number > 0, else raise a ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:

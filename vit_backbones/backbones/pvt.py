@@ -36,7 +36,16 @@ from ..layers import (
     resize_abs_pos_embed,
 )
 from ..registry import MODELS
-from .base import BaseBackbone, Freezable, check_int, check_per_stage, check_rate, drop_path_rates, resolve_arch
+from .base import (
+    BaseBackbone,
+    Freezable,
+    check_heads_divide,
+    check_int,
+    check_per_stage,
+    check_rates,
+    drop_path_rates,
+    resolve_arch,
+)
 
 __all__ = ['PyramidVisionTransformer', 'PyramidVisionTransformerV2']
 
@@ -211,12 +220,8 @@ class _PvtBase(BaseBackbone):
         if any(r <= 0 for r in mlp_ratios):
             raise ValueError(f"arch['mlp_ratios'] entries must be positive numbers, got {mlp_ratios!r}")
         sr_ratios = check_per_stage(cfg, 'sr_ratios', num_stages)
-        for i, (dim, h) in enumerate(zip(dims, heads)):
-            if dim % h:
-                raise ValueError(f"arch['num_heads'][{i}] = {h} does not divide arch['embed_dims'][{i}] = {dim}")
-        for name, rate in [('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
-                           ('drop_path_rate', drop_path_rate)]:
-            check_rate(name, rate)
+        check_heads_divide(dims, heads, "arch['embed_dims']")
+        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         linear = bool(cfg.get('linear', False))
         v2 = self.version == 2

@@ -40,10 +40,11 @@ from ..registry import MODELS
 from .base import (
     BaseBackbone,
     Freezable,
+    check_heads_divide,
     check_int,
     check_per_stage,
     check_positive,
-    check_rate,
+    check_rates,
     drop_path_rates,
     resolve_arch,
 )
@@ -101,10 +102,11 @@ class WindowAttention(Attention):
         B, nW, N, C = x.shape
         q, k, v = self.project(x.reshape(B * nW, N, C))  # (B, nW, N, C) -> (B*nW, N, C) -> (B*nW, h, N, d)
         bias = self.relative_position_bias()  # (h, N, N)
-        if mask is not None:  # the kernels want one 4-D mask: (nW, h, N, N) -> (B*nW, h, N, N)
-            bias = bias.unsqueeze(0) + mask.unsqueeze(1)
-            bias = bias.unsqueeze(0).expand(B, nW, self.num_heads, N, N).reshape(B * nW, self.num_heads, N, N)
-        x = self.out(self.attend(q, k, v, bias=bias))  # (B*nW, N, C)
+        if mask is None:
+            x = self.attend(q, k, v, bias=bias)
+        else:  # one bias per window: (nW, h, N, N), repeating for every image
+            x = self.attend(q, k, v, bias=bias.unsqueeze(0) + mask.unsqueeze(1), tile=nW)
+        x = self.out(x)  # (B*nW, h, N, d) -> (B*nW, N, C)
         return x.reshape(B, nW, N, C)  # (B*nW, N, C) -> (B, nW, N, C)
 
 
@@ -250,15 +252,11 @@ class SwinTransformer(BaseBackbone):
         check_int('patch_size', patch_size)
         check_int('window_size', window_size)
         check_positive('mlp_ratio', mlp_ratio)
-        for name, rate in [('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
-                           ('drop_path_rate', drop_path_rate)]:
-            check_rate(name, rate)
+        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         if use_abs_pos_embed:
             check_int('pretrain_img_size', pretrain_img_size, minimum=patch_size)
         dims = [embed_dim * 2 ** i for i in range(num_stages)]
-        for i, (dim, h) in enumerate(zip(dims, heads)):
-            if dim % h:
-                raise ValueError(f"arch['num_heads'][{i}] = {h} does not divide the stage width {dim}")
+        check_heads_divide(dims, heads, 'the stage width')
         super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         norm_layer, act_layer = get_norm_layer(norm), get_act_layer(act)
         num_built = max(self.out_indices) + 1

@@ -125,12 +125,15 @@ class Attention(nn.Module):
     def _math_path_only(self) -> bool:
         return self.talking_heads or self.re_attention
 
-    def _attention_map(self, q: Tensor, k: Tensor, attn_mask: Optional[Tensor]) -> Tensor:
+    def _attention_map(self, q: Tensor, k: Tensor, attn_mask: Optional[Tensor], tile: Optional[int] = None) -> Tensor:
         """Softmaxed attention weights (B, h, N, M) with the math-path hooks, before dropout."""
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, h, N, M)
         if self.talking_heads:
             attn = self.proj_l(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # mix heads: (B, N, M, h) -> (B, h, N, M)
-        if attn_mask is not None:
+        if attn_mask is not None and tile is not None:  # broadcast over the repeats instead of materialising them
+            B, h, N, M = attn.shape
+            attn = (attn.view(B // tile, tile, h, N, M) + attn_mask).view(B, h, N, M)  # (B/t, t, h, N, M) -> back
+        elif attn_mask is not None:
             attn = attn + attn_mask
         attn = attn.softmax(dim=-1)
         if self.talking_heads:
@@ -140,7 +143,7 @@ class Attention(nn.Module):
         return attn
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None,
-               mask: Optional[Tensor] = None) -> Tensor:
+               mask: Optional[Tensor] = None, tile: Optional[int] = None) -> Tensor:
         """Scaled dot-product attention over heads.
 
         Args:
@@ -150,6 +153,8 @@ class Attention(nn.Module):
             bias: Additive float bias broadcastable to (B, h, N, M), e.g. a relative-position bias (h, N, M).
             mask: Additive float mask (0 keep, large negative drop) or boolean mask (True keep), broadcastable to
                 (B, h, N, M).
+            tile: The combined bias/mask is (t, h, N, M) and repeats every ``t`` batch entries (B = images x t:
+                per-window masks of windowed attention); the math path broadcasts it instead of repeating it.
 
         Returns:
             (B, h, N, d).
@@ -163,11 +168,15 @@ class Attention(nn.Module):
             attn_mask = attn_mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
         if fused_attn_enabled(self.fused_attn) and not self._math_path_only():
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
+            full = attn_mask
+            if attn_mask is not None and tile is not None:  # the kernels want one 4-D mask: (t, h, N, M) -> (B, ...)
+                B, h, N, M = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+                full = attn_mask.unsqueeze(0).expand(B // tile, tile, h, N, M).reshape(B, h, N, M)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=drop)
             if self._captured is not None:
-                self._captured.append(self._attention_map(q, k, attn_mask).detach())
+                self._captured.append(self._attention_map(q, k, attn_mask, tile).detach())
             return out
-        attn = self._attention_map(q, k, attn_mask)
+        attn = self._attention_map(q, k, attn_mask, tile)
         if self._captured is not None:
             self._captured.append(attn.detach())
         return F.dropout(attn, drop, self.training) @ v
