@@ -203,3 +203,29 @@ def test_a_three_channel_checkpoint_adapts_to_other_input_channels(name, in_chan
         if other != key:
             torch.testing.assert_close(model.state_dict()[other], value, rtol=0, atol=0)
     model.eval()(torch.randn(1, in_channels, 64, 64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', NAMES)
+def test_onnx_dynamo_export_with_dynamic_sizes_matches_onnxruntime(name, tmp_path):
+    """torch.export-based ONNX export: an example and Dim ranges that keep every map and window grid wider than 1
+    (dynamo specialises sizes 0 and 1), checked at two other sizes and batch sizes."""
+    ort = pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnxscript')
+    from torch.export import Dim
+    torch.manual_seed(0)
+    model = build(name).eval()
+    path = tmp_path / f'{name}.onnx'
+    dims = {0: Dim('batch', min=2, max=64), 2: Dim('height', min=225, max=4096), 3: Dim('width', min=225, max=4096)}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(model, (torch.randn(2, 3, 256, 256),), str(path), dynamo=True, input_names=['x'],
+                          dynamic_shapes={'x': dims}, verbose=False)
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    for shape in [(3, 3, 232, 480), (2, 3, 300, 250)]:
+        x = torch.randn(*shape)
+        outs = session.run(None, {'x': x.numpy()})
+        with torch.no_grad():
+            ref = model(x)
+        for got, want in zip(outs, ref):
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

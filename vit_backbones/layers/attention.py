@@ -184,7 +184,10 @@ class Attention(nn.Module):
     def out(self, x: Tensor) -> Tensor:
         """Merge heads and project: (B, h, N, d) -> (B, N, C)."""
         B, _, N, _ = x.shape
-        x = x.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dim)  # (B, h, N, d) -> (B, N, C)
+        x = x.transpose(1, 2)  # (B, h, N, d) -> (B, N, h, d)
+        if torch.compiler.is_exporting():  # the fused kernel's output layout differs from its decomposition's:
+            x = x.clone(memory_format=torch.contiguous_format)  # a real copy keeps torch.export's view valid
+        x = x.reshape(B, N, self.num_heads * self.head_dim)  # (B, N, h, d) -> (B, N, C)
         return self.proj_drop(self.proj(x))
 
     def forward(self, x: Tensor, bias: Optional[Tensor] = None, mask: Optional[Tensor] = None) -> Tensor:
