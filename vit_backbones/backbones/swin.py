@@ -27,15 +27,16 @@ from ..layers import (
     cyclic_shift,
     get_act_layer,
     get_norm_layer,
+    pad_to_windows,
     relative_position_index,
     resize_abs_pos_embed,
     resize_rel_pos_bias_table,
     shifted_window_mask,
+    window_grid,
     window_partition,
     window_reverse,
     window_shift,
 )
-from ..layers.window import pad_to_windows, window_grid
 from ..registry import MODELS
 from .base import (
     BaseBackbone,

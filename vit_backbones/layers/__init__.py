@@ -9,12 +9,14 @@ from .patch_merging import PatchMerging
 from .pos_embed import resample_abs_pos_embed, resize_abs_pos_embed, resize_rel_pos_bias_table
 from .stage import BackboneStage
 from .window import (
-                     cyclic_shift,
-                     relative_position_index,
-                     shifted_window_mask,
-                     window_partition,
-                     window_reverse,
-                     window_shift,
+    cyclic_shift,
+    pad_to_windows,
+    relative_position_index,
+    shifted_window_mask,
+    window_grid,
+    window_partition,
+    window_reverse,
+    window_shift,
 )
 
 __all__ = [
@@ -22,5 +24,6 @@ __all__ = [
     'nchw_to_nhwc', 'nchw_to_nlc', 'nhwc_to_nchw', 'nhwc_to_nlc', 'nlc_to_nchw', 'nlc_to_nhwc', 'split_prefix',
     'Mlp', 'get_act_layer', 'get_norm_layer', 'PatchEmbed', 'PatchMerging', 'resample_abs_pos_embed',
     'resize_abs_pos_embed', 'resize_rel_pos_bias_table', 'BackboneStage', 'cyclic_shift',
-    'relative_position_index', 'shifted_window_mask', 'window_partition', 'window_reverse', 'window_shift',
+    'pad_to_windows', 'relative_position_index', 'shifted_window_mask', 'window_grid', 'window_partition',
+    'window_reverse', 'window_shift',
 ]
