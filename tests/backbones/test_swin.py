@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from vit_backbones.backbones import SwinTransformer
-from vit_backbones.backbones.swin import ARCHS, WindowAttention
-from vit_backbones.layers import DropPath
+from vit_backbones.backbones.swin import ARCHS
+from vit_backbones.layers import DropPath, WindowAttention
 
 TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 

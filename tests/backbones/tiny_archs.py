@@ -35,6 +35,23 @@ TINY: dict[str, tuple[dict[str, Any], dict[tuple[int, int], Optional[list[tuple[
             (112, 137): [(28, 35), (14, 18), (7, 9), (4, 5)],
             (31, 31): [(8, 8), (4, 4), (2, 2), (1, 1)],
         }),
+    'ShuffleTransformer': (
+        dict(arch=dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 3, 4), dims=(16, 32, 48, 64),
+                       token_dim=8), window_size=7, drop_path_rate=0.1),
+        {  # the stem and patch merging round up; blocks pad to whole windows and mask the padding
+            (224, 224): [(56, 56), (28, 28), (14, 14), (7, 7)],
+            (230, 197): [(58, 50), (29, 25), (15, 13), (8, 7)],
+            (112, 137): [(28, 35), (14, 18), (7, 9), (4, 5)],
+            (31, 31): [(8, 8), (4, 4), (2, 2), (1, 1)],
+        }),
+    'CvT': (
+        dict(arch=dict(embed_dims=(16, 32, 32), depths=(1, 1, 2), num_heads=(1, 2, 2)), drop_path_rate=0.1),
+        {  # token embeddings pad their input to a multiple of the stride, so stages round up
+            (224, 224): [(56, 56), (28, 28), (14, 14)],
+            (230, 197): [(58, 50), (29, 25), (15, 13)],
+            (112, 137): [(28, 35), (14, 18), (7, 9)],
+            (31, 31): [(8, 8), (4, 4), (2, 2)],
+        }),
 }
 
 # name -> (how stage sizes round, smallest input side): stage i of an (H, W) input is
@@ -43,6 +60,8 @@ SIZE_RULES: dict[str, tuple[str, int]] = {
     'SwinTransformer': ('ceil', 1),
     'PyramidVisionTransformer': ('floor', 32),
     'PyramidVisionTransformerV2': ('ceil', 1),
+    'ShuffleTransformer': ('ceil', 1),
+    'CvT': ('ceil', 1),
 }
 
 
@@ -80,4 +99,29 @@ BAD_ARGS: dict[str, list[tuple[dict[str, Any], str]]] = {
     ],
     'PyramidVisionTransformer': _PVT_BAD + [(dict(pretrain_img_size=16), 'pretrain_img_size')],
     'PyramidVisionTransformerV2': _PVT_BAD,
+    'ShuffleTransformer': [
+        (dict(window_size=0), 'window_size'),
+        (dict(window_size=4), 'window_size'),
+        (dict(mlp_ratio=0), 'mlp_ratio'),
+        (dict(arch=dict(depths=(2, 1, 2, 2))), 'depths'),
+        (dict(arch=dict(depths=(2, 0, 2, 2))), 'depths'),
+        (dict(arch=dict(embed_dim=0)), 'embed_dim'),
+        (dict(arch=dict(dims=(16, 0, 48, 64))), 'dims'),
+        (dict(arch=dict(token_dim=0)), 'token_dim'),
+        (dict(arch=dict(num_heads=(1, 3, 3, 4))), 'num_heads'),
+        (dict(act='gelu6'), 'activation'),
+    ],
+    'CvT': [
+        (dict(kernel_qkv=0), 'kernel_qkv'),
+        (dict(kernel_qkv=2), 'kernel_qkv'),
+        (dict(stride_kv=0), 'stride_kv'),
+        (dict(stride_q=2), 'stride_q'),
+        (dict(output_cls_token=True, out_indices=(0, 1)), 'output_cls_token'),
+        (dict(arch=dict(embed_dims=(16, 0, 32))), 'embed_dims'),
+        (dict(arch=dict(depths=(1, 0, 2))), 'depths'),
+        (dict(arch=dict(num_heads=(1, 3, 2))), 'num_heads'),
+        (dict(arch=dict(patch_strides=(4, 0, 2))), 'patch_strides'),
+        (dict(arch=dict(patch_paddings=(2, -1, 1))), 'patch_paddings'),
+        (dict(arch=dict(mlp_ratios=(4, 0, 4))), 'mlp_ratios'),
+    ],
 }

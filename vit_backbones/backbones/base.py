@@ -282,7 +282,10 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """Return one (B, C_i, H_i, W_i) map per entry of ``out_indices``, in that order."""
         self.check_input(x)
-        feats = self.forward_features(x)
+        return self.format_outputs(self.forward_features(x))
+
+    def format_outputs(self, feats: dict[int, Tensor]) -> tuple[Tensor, ...]:
+        """Output norms, then NCHW: one (B, C_i, H_i, W_i) map per ``out_indices`` entry from NHWC ``feats``."""
         outs = []
         for index in self.out_indices:
             norm = self.out_norm(index)

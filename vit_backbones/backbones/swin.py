@@ -18,17 +18,16 @@ from torch import Tensor, nn
 
 from ..converters import swin as _swin_layouts  # noqa: F401  (registers the 'swin' checkpoint layouts)
 from ..layers import (
-    Attention,
     BackboneStage,
     DropPath,
     Mlp,
     PatchEmbed,
     PatchMerging,
+    WindowAttention,
     cyclic_shift,
     get_act_layer,
     get_norm_layer,
     pad_to_windows,
-    relative_position_index,
     resize_abs_pos_embed,
     resize_rel_pos_bias_table,
     shifted_window_mask,
@@ -59,56 +58,6 @@ ARCHS: dict[str, dict[str, Any]] = {
     'large': dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 ARCH_KEYS = ('embed_dim', 'depths', 'num_heads')
-
-
-class WindowAttention(Attention):
-    """Multi-head self-attention inside windows, with a learned relative-position bias.
-
-    The bias is gathered from its table at every call (no cache: weights changed in place, through ``.data`` or
-    an EMA update, are always seen, and compilers trace it).
-
-    Args:
-        dim: Token channels.
-        num_heads: Attention heads.
-        window_size: Window side.
-        qkv_bias: Bias in the qkv projection.
-        attn_drop: Dropout on attention weights.
-        proj_drop: Dropout after the output projection.
-        fused_attn: Per-module fused/math override (None: the package default).
-    """
-
-    def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused_attn: Optional[bool] = None) -> None:
-        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn=fused_attn)
-        self.window_size = window_size
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer('relative_position_index', relative_position_index(window_size), persistent=False)
-
-    def relative_position_bias(self) -> Tensor:
-        """The (heads, N, N) bias for one window."""
-        n = self.window_size * self.window_size
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, h)
-        return bias.view(n, n, self.num_heads).permute(2, 0, 1)  # (N, N, h) -> (h, N, N)
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
-        """Attend within windows.
-
-        Args:
-            x: Windows of shape (B, nW, N, C).
-            mask: Additive shifted-window mask of shape (nW, N, N), or None.
-
-        Returns:
-            Tensor of shape (B, nW, N, C).
-        """
-        B, nW, N, C = x.shape
-        q, k, v = self.project(x.reshape(B * nW, N, C))  # (B, nW, N, C) -> (B*nW, N, C) -> (B*nW, h, N, d)
-        bias = self.relative_position_bias()  # (h, N, N)
-        if mask is None:
-            x = self.attend(q, k, v, bias=bias)
-        else:  # one bias per window: (nW, h, N, N), repeating for every image
-            x = self.attend(q, k, v, bias=bias.unsqueeze(0) + mask.unsqueeze(1), tile=nW)
-        x = self.out(x)  # (B*nW, h, N, d) -> (B*nW, N, C)
-        return x.reshape(B, nW, N, C)  # (B*nW, N, C) -> (B, nW, N, C)
 
 
 class SwinBlock(nn.Module):

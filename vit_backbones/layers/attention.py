@@ -172,7 +172,7 @@ class Attention(nn.Module):
             if attn_mask is not None and tile is not None:  # the kernels want one 4-D mask: (t, h, N, M) -> (B, ...)
                 B, h, N, M = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
                 full = attn_mask.unsqueeze(0).expand(B // tile, tile, h, N, M).reshape(B, h, N, M)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=drop)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=drop, scale=self.scale)
             if self._captured is not None:
                 self._captured.append(self._attention_map(q, k, attn_mask, tile).detach())
             return out

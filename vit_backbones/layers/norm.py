@@ -2,7 +2,16 @@
 from functools import partial
 from typing import Callable
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``: the sigmoid approximation of GELU that CLIP and the official CvT use."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
 
 _NORMS: dict[str, Callable[[int], nn.Module]] = {
     'ln': partial(nn.LayerNorm, eps=1e-5),
@@ -10,7 +19,9 @@ _NORMS: dict[str, Callable[[int], nn.Module]] = {
 }
 _ACTS: dict[str, Callable[[], nn.Module]] = {
     'gelu': nn.GELU,
+    'quick_gelu': QuickGELU,
     'relu': nn.ReLU,
+    'relu6': nn.ReLU6,
     'silu': nn.SiLU,
 }
 
@@ -23,7 +34,8 @@ def get_norm_layer(name: str) -> Callable[[int], nn.Module]:
 
 
 def get_act_layer(name: str) -> Callable[[], nn.Module]:
-    """Return the constructor of an activation by name (``'gelu'``, ``'relu'``, ``'silu'``)."""
+    """Return the constructor of an activation by name (``'gelu'``, ``'quick_gelu'``, ``'relu'``, ``'relu6'``,
+    ``'silu'``)."""
     if name not in _ACTS:
         raise ValueError(f'unknown activation {name!r}; expected one of {sorted(_ACTS)}')
     return _ACTS[name]

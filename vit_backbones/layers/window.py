@@ -4,8 +4,13 @@ Everything here is branch-free in the input size: sizes may be symbolic (``torch
 ``torch.export``, ONNX tracing) and the recorded graph stays right for every size. A shift may be a Python int or
 a 0-d integer tensor (:func:`window_shift` gives tensors); a shift of 0 is the identity and gives an all-zero mask.
 
+Two ways of grouping a padded (B, Hp, Wp, C) map into windows: regular windows of neighbouring tokens
+(:func:`window_partition`) and the spatial shuffle of the Shuffle Transformer (:func:`shuffle_partition`), whose
+window (i, j) gathers the tokens ``nh = Hp / ws`` rows and ``nw = Wp / ws`` columns apart starting at (i, j).
+
 References:
     Liu et al., "Swin Transformer", ICCV 2021, arXiv:2103.14030.
+    Huang et al., "Shuffle Transformer: Rethinking Spatial Shuffle for Vision Transformer", arXiv:2106.03650.
 """
 from typing import Union
 
@@ -45,6 +50,48 @@ def window_reverse(windows: Tensor, window_size: int, nh: int, nw: int) -> Tenso
     # (B, nW, ws*ws, C) -> (B, nh, nw, ws, ws, C) -> (B, nh, ws, nw, ws, C) -> (B, nh*ws, nw*ws, C)
     x = windows.reshape(B, nh, nw, ws, ws, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(B, nh * ws, nw * ws, C)
+
+
+def shuffle_partition(x: Tensor, window_size: int) -> Tensor:
+    """Spatially shuffled windows of (B, H, W, C), H and W divisible by the window: (B, nW, window_size**2, C).
+
+    Row ``r = a * nh + i`` (``a < ws``, ``i < nh = H / ws``) goes to window row ``i`` at in-window row ``a``, and
+    likewise for columns: window (i, j) holds the strided grid ``(i + a * nh, j + b * nw)``, its tokens in (a, b)
+    row-major order and the windows in (i, j) row-major order, as the official ``(ws1 hh) (ws2 ww)`` rearrange.
+    """
+    B, H, W, C = x.shape
+    ws = window_size
+    nh, nw = H // ws, W // ws
+    # (B, H, W, C) -> (B, ws[a], nh[i], ws[b], nw[j], C) -> (B, i, j, a, b, C) -> (B, nW, ws*ws, C)
+    x = x.reshape(B, ws, nh, ws, nw, C)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(B, nh * nw, ws * ws, C)
+
+
+def shuffle_reverse(windows: Tensor, window_size: int, nh: int, nw: int) -> Tensor:
+    """Inverse of :func:`shuffle_partition` for ``nh x nw`` windows: (B, nW, window_size**2, C) -> (B, H, W, C)."""
+    B, C = windows.shape[0], windows.shape[-1]
+    ws = window_size
+    # (B, nW, ws*ws, C) -> (B, nh[i], nw[j], ws[a], ws[b], C) -> (B, a, i, b, j, C) -> (B, ws*nh, ws*nw, C)
+    x = windows.reshape(B, nh, nw, ws, ws, C)
+    return x.permute(0, 3, 1, 4, 2, 5).reshape(B, ws * nh, ws * nw, C)
+
+
+def padded_key_mask(height: int, width: int, window_size: int, shuffle: bool, device: torch.device,
+                    dtype: torch.dtype) -> Tensor:
+    """Additive mask that hides the zero padding of a (height, width) map from windowed attention: (nW, 1, N).
+
+    The map is padded at the bottom/right to whole windows (:func:`pad_to_windows`) and grouped regularly or
+    shuffled; padded keys get ``-inf``, real keys 0 (every window holds at least one real token, so no row is
+    all ``-inf``). Without padding the mask is all zeros. Broadcasts over heads and queries.
+    """
+    nh, nw = window_grid(height, window_size), window_grid(width, window_size)
+    rows = torch.arange(nh * window_size, device=device) < height
+    cols = torch.arange(nw * window_size, device=device) < width
+    valid = (rows[:, None] & cols[None, :])[None, :, :, None]  # (1, Hp, Wp, 1)
+    group = shuffle_partition if shuffle else window_partition
+    valid = group(valid, window_size)[0, :, :, 0]  # (1, Hp, Wp, 1) -> (nW, N)
+    mask = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill(~valid, float('-inf'))
+    return mask[:, None, :]  # (nW, 1, N)
 
 
 def _rolled_index(size: int, shift: Shift, device: torch.device) -> Tensor:
