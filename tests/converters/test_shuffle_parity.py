@@ -1,0 +1,109 @@
+"""Official Shuffle Transformer checkpoints -> ours give the official stage outputs; exports round-trip exactly.
+
+The reference (``shuffle_reference.py``) is an independent loop-based model in the official checkpoint layout;
+the key schema below is written out from the official model's module tree.
+"""
+import pytest
+import torch
+
+from vit_backbones.backbones import ShuffleTransformer
+from vit_backbones.backbones.shuffle import ARCHS
+from vit_backbones.converters import FAMILIES, convert_to_ours, export_from_ours
+from vit_backbones.converters.shuffle import shuffle_official_to_ours, shuffle_ours_to_official
+from vit_backbones.engine import register_checkpoint_io
+
+from .shuffle_reference import RefShuffleTransformer, randomise
+
+pytestmark = pytest.mark.parity
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+_BN = ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+# The official layout, written out: stem, one block, one patch merging.
+OFFICIAL_STEM_KEYS = {
+    *[f'to_token.conv1.0.{p}' for p in ('weight', 'bias')], *[f'to_token.conv1.1.{p}' for p in _BN],
+    *[f'to_token.conv2.0.{p}' for p in ('weight', 'bias')], *[f'to_token.conv2.1.{p}' for p in _BN],
+    'to_token.conv3.weight', 'to_token.conv3.bias',
+}
+OFFICIAL_BLOCK_KEYS = {
+    *[f'norm{i}.{p}' for i in (1, 2, 3) for p in _BN],
+    'attn.relative_position_bias_table', 'attn.relative_position_index', 'attn.to_qkv.weight', 'attn.proj.weight',
+    'attn.proj.bias', 'local.weight', 'local.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight',
+    'mlp.fc2.bias',
+}
+OFFICIAL_MERGE_KEYS = {*[f'norm.{p}' for p in _BN], 'reduction.weight'}
+OFFICIAL_PRESETS = {  # configs/shuffle_vit_{tiny,small,base}_patch4_window7_224.yaml
+    'tiny': dict(embed_dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24)),
+    'small': dict(embed_dim=96, depths=(2, 2, 18, 2), heads=(3, 6, 12, 24)),
+    'base': dict(embed_dim=128, depths=(2, 2, 18, 2), heads=(4, 8, 16, 32)),
+}
+
+
+def reference(arch: str = 'tiny', **kwargs) -> RefShuffleTransformer:
+    torch.manual_seed(0)
+    return randomise(RefShuffleTransformer(**{**OFFICIAL_PRESETS[arch], **kwargs}))
+
+
+def test_reference_has_the_official_key_schema():
+    sd = reference().state_dict()
+    assert {k for k in sd if k.startswith('to_token.')} == OFFICIAL_STEM_KEYS
+    for prefix in ('stage1.layers.0.0.', 'stage1.layers.0.1.', 'stage3.layers.2.1.'):
+        assert {k[len(prefix):] for k in sd if k.startswith(prefix)} == OFFICIAL_BLOCK_KEYS
+    assert not any(k.startswith('stage1.patch_partition.') for k in sd)  # 96 -> 96: no merging in stage 1
+    assert {k[len('stage2.patch_partition.'):] for k in sd if k.startswith('stage2.patch_partition.')} \
+        == OFFICIAL_MERGE_KEYS
+    assert FAMILIES['shuffle'].detect(sd).name == 'official'
+
+
+@pytest.mark.parametrize('arch', sorted(OFFICIAL_PRESETS))
+def test_presets_are_the_official_models(arch):
+    ref = reference(arch)
+    converted = shuffle_official_to_ours(ref.state_dict()).state_dict
+    own = ShuffleTransformer(arch).state_dict()
+    assert converted.keys() == own.keys()
+    assert all(converted[k].shape == own[k].shape for k in own)
+    assert ARCHS[arch]['depths'] == OFFICIAL_PRESETS[arch]['depths']
+
+
+def test_official_checkpoint_file_gives_the_official_stage_outputs(tmp_path):
+    """Shuffle-T at the official 224x224: an official ``{'model': ...}`` file through init_cfg=Pretrained."""
+    register_checkpoint_io()
+    ref = reference()
+    torch.save({'model': ref.state_dict(), 'optimizer': {}, 'epoch': 299}, tmp_path / 'shuffle_t.pth')
+    ours = ShuffleTransformer('tiny', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'shuffle_t.pth')))
+    ours.init_weights()
+    ours.eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = ref(x)
+        assert max(e.abs().max() for e in expected) > 0.5  # a non-degenerate reference
+        for fused in (True, False):
+            ours.set_fused_attn(fused)
+            for a, b in zip(ours(x), expected):
+                torch.testing.assert_close(a, b, **TOL)
+
+
+def test_strict_load_and_exact_round_trips():
+    ref = reference()
+    official = ref.state_dict()
+    converted = convert_to_ours({'model': official}['model'], 'shuffle')
+    assert converted.source == 'official'
+    assert set(converted.dropped) == {'head.weight', 'head.bias'} | {
+        k for k in official if k.endswith('relative_position_index')}
+    ours = ShuffleTransformer('tiny')
+    ours.load_state_dict(converted.state_dict, strict=True)
+    own = ours.state_dict()
+    back = shuffle_ours_to_official(own).state_dict  # ours -> official: every tensor, index buffers included
+    headless = {k: v for k, v in official.items() if not k.startswith('head.')}
+    assert back.keys() == headless.keys()
+    assert all(torch.equal(back[k], headless[k]) for k in headless)
+    again = shuffle_official_to_ours(back).state_dict  # and official -> ours again
+    assert again.keys() == own.keys() and all(torch.equal(again[k], own[k]) for k in own)
+    missing, unexpected = RefShuffleTransformer().load_state_dict(
+        export_from_ours(own, 'shuffle', 'official').state_dict, strict=False)
+    assert missing == ['head.weight', 'head.bias'] and unexpected == []
+
+
+def test_sinusoidal_position_embedding_is_refused():
+    sd = dict(reference().state_dict(), pos_embed=torch.zeros(1, 3136, 96))
+    with pytest.raises(ValueError, match='pos_embed'):
+        shuffle_official_to_ours(sd)
