@@ -3,6 +3,9 @@
 The reference (``shuffle_reference.py``) is an independent loop-based model in the official checkpoint layout;
 the key schema below is written out from the official model's module tree.
 """
+import sys
+import types
+
 import pytest
 import torch
 
@@ -11,6 +14,7 @@ from vit_backbones.backbones.shuffle import ARCHS
 from vit_backbones.converters import FAMILIES, convert_to_ours, export_from_ours
 from vit_backbones.converters.shuffle import shuffle_official_to_ours, shuffle_ours_to_official
 from vit_backbones.engine import register_checkpoint_io
+from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 
 from .shuffle_reference import RefShuffleTransformer, randomise
 
@@ -64,11 +68,38 @@ def test_presets_are_the_official_models(arch):
     assert ARCHS[arch]['depths'] == OFFICIAL_PRESETS[arch]['depths']
 
 
-def test_official_checkpoint_file_gives_the_official_stage_outputs(tmp_path):
-    """Shuffle-T at the official 224x224: an official ``{'model': ...}`` file through init_cfg=Pretrained."""
+def save_like_the_official_training_script(state_dict: dict, path, monkeypatch) -> None:
+    """What the official ``utils.save_checkpoint`` writes: the model beside optimizer and scheduler states, the
+    best accuracy, the epoch and the yacs ``CfgNode`` config (pickled by class name; a stand-in class here)."""
+    yacs, config_module = types.ModuleType('yacs'), types.ModuleType('yacs.config')
+
+    class CfgNode(dict):
+        def __init__(self, items: dict) -> None:
+            super().__init__(items)
+            self.__dict__.update({'__immutable__': True, '__deprecated_keys__': set(), '__renamed_keys__': {},
+                                  '__new_allowed__': False})
+
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    config_module.CfgNode, yacs.config = CfgNode, config_module
+    monkeypatch.setitem(sys.modules, 'yacs', yacs)
+    monkeypatch.setitem(sys.modules, 'yacs.config', config_module)
+    param = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.AdamW([param], lr=1e-3)
+    param.grad = torch.ones(2)
+    optimizer.step()
+    config = CfgNode({'MODEL': CfgNode({'TYPE': 'shuffle', 'SWIN': CfgNode({'DEPTHS': [2, 2, 6, 2]})})})
+    torch.save({'model': state_dict, 'optimizer': optimizer.state_dict(),
+                'lr_scheduler': {'t_initial': 300, 'noise_range_t': None}, 'max_accuracy': 82.41, 'epoch': 298,
+                'config': config}, path)
+    monkeypatch.delitem(sys.modules, 'yacs.config')  # loading must not need yacs
+
+
+def test_official_checkpoint_file_gives_the_official_stage_outputs(tmp_path, monkeypatch):
+    """Shuffle-T at the official 224x224: a file as the official training script writes it, through
+    init_cfg=Pretrained (weights_only loading: the yacs config is read as a plain dict)."""
     register_checkpoint_io()
     ref = reference()
-    torch.save({'model': ref.state_dict(), 'optimizer': {}, 'epoch': 299}, tmp_path / 'shuffle_t.pth')
+    save_like_the_official_training_script(ref.state_dict(), tmp_path / 'shuffle_t.pth', monkeypatch)
     ours = ShuffleTransformer('tiny', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'shuffle_t.pth')))
     ours.init_weights()
     ours.eval()
@@ -101,6 +132,18 @@ def test_strict_load_and_exact_round_trips():
     missing, unexpected = RefShuffleTransformer().load_state_dict(
         export_from_ours(own, 'shuffle', 'official').state_dict, strict=False)
     assert missing == ['head.weight', 'head.bias'] and unexpected == []
+
+
+def test_offline_conversion_of_an_official_training_checkpoint(tmp_path, monkeypatch):
+    ref = reference()
+    save_like_the_official_training_script(ref.state_dict(), tmp_path / 'official.pth', monkeypatch)
+    convert_checkpoint_file(tmp_path / 'official.pth', tmp_path / 'ours.pth', 'shuffle')
+    ours = ShuffleTransformer('tiny')
+    ours.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
+    convert_checkpoint_file(tmp_path / 'ours.pth', tmp_path / 'back.pth', 'shuffle', target='official')
+    back = torch.load(tmp_path / 'back.pth', weights_only=True)
+    headless = {k: v for k, v in ref.state_dict().items() if not k.startswith('head.')}
+    assert back.keys() == headless.keys() and all(torch.equal(back[k], headless[k]) for k in headless)
 
 
 def test_sinusoidal_position_embedding_is_refused():

@@ -5,6 +5,8 @@ stores more than tensors in a training checkpoint: the message hub keeps
 ``HistoryBuffer`` objects (numpy arrays inside, plus their statistic methods
 pickled as ``getattr(HistoryBuffer, 'mean')``) and metric values arrive as
 numpy scalars; dataset metainfo set in a config may be a ``ConfigDict``.
+Official Swin and Shuffle Transformer training checkpoints add their yacs
+``CfgNode`` config, read as a plain dict (:class:`InertConfigNode`).
 ``load_checkpoint_file`` allowlists exactly those globals for
 one ``torch.load`` call, so ``--resume`` works without ever falling back to
 ``weights_only=False``.
@@ -29,6 +31,7 @@ import re
 import secrets
 import socket
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -67,6 +70,16 @@ def _history_buffer_method(owner: Any, name: str) -> Callable:
     return attr
 
 
+class InertConfigNode:
+    """Stand-in for the yacs ``CfgNode`` that official training scripts (Swin, Shuffle Transformer) pickle into
+    their checkpoints under ``'config'``: it unpickles as a plain ``OrderedDict`` of the config's items (yacs'
+    flags such as ``__immutable__`` land as inert attributes of that dict). No code of the original class runs,
+    and yacs need not be installed."""
+
+    def __new__(cls, *args: Any) -> 'OrderedDict[str, Any]':  # type: ignore[misc]
+        return OrderedDict()
+
+
 def _numpy_globals() -> list:
     """Numpy names that arrays, scalars and dtypes pickle through."""
     # Ask numpy which functions it pickles through rather than import them.
@@ -96,6 +109,7 @@ def checkpoint_safe_globals() -> list:
         ConfigDict,  # metainfo given in a config (``dataset.metainfo``)
         HistoryBuffer,
         (_history_buffer_method, 'builtins.getattr'),
+        (InertConfigNode, 'yacs.config.CfgNode'),  # 'config' of official Swin / Shuffle training checkpoints
     ]
 
 
