@@ -131,3 +131,27 @@ def test_older_state_dicts_of_ours_are_upgraded_by_version_and_newer_ones_refuse
     foreign = convert_to_ours(dict(state), 'swin').state_dict  # no metadata: read by its keys, not upgraded
     _SwinV2Layout(SWIN_TINY).load_state_dict(foreign)
     assert _SwinV2Layout.upgrades == [SwinTransformer._version]
+
+
+def _tiny_state_dict(name: str) -> dict:
+    from tests.backbones.tiny_archs import TINY
+    return MODELS.build(dict(type=f'vit_backbones.{name}', **TINY[name][0])).state_dict()
+
+
+@pytest.mark.parametrize('name', sorted(n for n, c in MODELS.module_dict.items() if issubclass(c, BaseBackbone)))
+def test_every_backbone_state_dict_is_recognised_by_its_own_family_only(name):
+    cls = MODELS.module_dict[name]
+    assert identify(_tiny_state_dict(name)) == [(cls.checkpoint_family, OURS)]
+
+
+def test_official_and_hugging_face_layouts_are_recognised_by_their_family_only():
+    from tests.converters.cvt_reference import RefCvT
+    from tests.converters.shuffle_reference import RefShuffleTransformer
+    from tests.converters.test_cvt_parity import official_to_hf
+    shuffle = RefShuffleTransformer(depths=(2, 2, 2, 2)).state_dict()
+    cvt = RefCvT().state_dict()
+    assert identify(shuffle) == [('shuffle', 'official')]
+    assert identify(cvt) == [('cvt', 'official')]
+    assert identify(official_to_hf(cvt)) == [('cvt', 'hf')]
+    with pytest.raises(UnknownLayoutError, match=r'looks like a cvt \(official layout\)'):
+        convert_to_ours(cvt, 'shuffle')
