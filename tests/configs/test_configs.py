@@ -23,22 +23,59 @@ from vit_backbones.datasets import CLASSES, DET_CLASSES, DET_PALETTE, PALETTE
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 TINY_ARCH = dict(embed_dim=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
-# Tiny arch per backbone type for detection configs; the FPN takes the channels the built backbone reports.
+# Tiny arch per backbone type, for segmentation and detection configs alike; heads and FPN take the channels the
+# built backbone reports.
 _PVT_TINY = dict(embed_dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), mlp_ratios=(2, 2, 2, 2),
                  sr_ratios=(8, 4, 2, 1))
 TINY_DET_ARCHS = {'SwinTransformer': TINY_ARCH, 'PyramidVisionTransformer': _PVT_TINY,
-                  'PyramidVisionTransformerV2': _PVT_TINY}
+                  'PyramidVisionTransformerV2': _PVT_TINY,
+                  'ShuffleTransformer': dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4),
+                                             dims=(16, 32, 64, 128), token_dim=8),
+                  'CvT': dict(embed_dims=(16, 32, 64), depths=(1, 1, 1), num_heads=(1, 2, 2))}
 DET_RECIPES = {  # config -> (backbone type, arch, head, lr, weight decay, neck start level)
     'swin/mask-rcnn_swin-t_fpn_1x_coco.py': ('SwinTransformer', 'tiny', 'MaskRCNN', 1e-4, 0.05, 0),
     'swin/mask-rcnn_swin-t_fpn_ms-crop-3x_coco.py': ('SwinTransformer', 'tiny', 'MaskRCNN', 1e-4, 0.05, 0),
     'pvt/retinanet_pvtv2-b2_fpn_1x_coco.py': ('PyramidVisionTransformerV2', 'b2', 'RetinaNet', 1e-4, 1e-4, 1),
     'pvt/mask-rcnn_pvtv2-b2_fpn_1x_coco.py': ('PyramidVisionTransformerV2', 'b2', 'MaskRCNN', 2e-4, 1e-4, 0),
+    'shuffle/mask-rcnn_shuffle-t_fpn_1x_coco.py': ('ShuffleTransformer', 'tiny', 'MaskRCNN', 1e-4, 0.05, 0),
+    'cvt/mask-rcnn_cvt-13_fpn_1x_coco.py': ('CvT', 'cvt-13', 'MaskRCNN', 1e-4, 0.05, 0),
+}
+# Per backbone type in the detection recipes: FPN input channels, drop-path rate, warmup iterations, the
+# paramwise custom keys (all with decay_mult 0) and norm_eval (the BatchNorm backbones keep their statistics).
+DET_BACKBONE_RECIPES = {
+    'SwinTransformer': ([96, 192, 384, 768], 0.2, 1000,
+                        {'absolute_pos_embed', 'relative_position_bias_table', 'norm'}, False),
+    'PyramidVisionTransformerV2': ([64, 128, 320, 512], 0.1, 500, set(), False),
+    'ShuffleTransformer': ([96, 192, 384, 768], 0.2, 1000,
+                           {'relative_position_bias_table', 'norm', 'patch_embed.bn'}, True),
+    'CvT': ([64, 192, 384], 0.1, 1000,
+            {'cls_token', 'norm', 'conv_proj_q.bn', 'conv_proj_k.bn', 'conv_proj_v.bn'}, True),
 }
 DET_ALIASES = {'swin_t_mask_rcnn.py': 'swin/mask-rcnn_swin-t_fpn_1x_coco.py',
                'swin_t_mask_rcnn_3x.py': 'swin/mask-rcnn_swin-t_fpn_ms-crop-3x_coco.py',
                'pvtv2_b2_retinanet.py': 'pvt/retinanet_pvtv2-b2_fpn_1x_coco.py',
-               'pvtv2_b2_mask_rcnn.py': 'pvt/mask-rcnn_pvtv2-b2_fpn_1x_coco.py'}
+               'pvtv2_b2_mask_rcnn.py': 'pvt/mask-rcnn_pvtv2-b2_fpn_1x_coco.py',
+               'shuffle_t_mask_rcnn.py': 'shuffle/mask-rcnn_shuffle-t_fpn_1x_coco.py',
+               'cvt13_mask_rcnn.py': 'cvt/mask-rcnn_cvt-13_fpn_1x_coco.py'}
 DET_DEMO = 'demo/mask-rcnn_pvtv2-b0_demo.py'
+SEG_ALIASES = {'swin_t_upernet.py': 'swin/swin-t_upernet_8xb2-160k_ade20k-512x512.py',
+               'shuffle_t_upernet.py': 'shuffle/shuffle-t_upernet_8xb2-160k_ade20k-512x512.py',
+               'cvt13_upernet.py': 'cvt/cvt-13_upernet_8xb2-160k_ade20k-512x512.py'}
+# Segmentation recipes of the BatchNorm backbones (Swin-T's is test_paper_recipe): backbone type, arch, drop-path,
+# UperNet in_channels, auxiliary head (in_index, in_channels), custom keys (decay_mult 0), pretrained checkpoint.
+SEG_RECIPES = {
+    'shuffle_t_upernet.py': ('ShuffleTransformer', 'tiny', 0.3, [96, 192, 384, 768], (2, 384),
+                             {'relative_position_bias_table', 'norm', 'patch_embed.bn'},
+                             'checkpoints/shuffle_vit_tiny_patch4_window7_224.pth'),
+    'cvt13_upernet.py': ('CvT', 'cvt-13', 0.1, [64, 192, 384], (1, 192),
+                         {'cls_token', 'norm', 'conv_proj_q.bn', 'conv_proj_k.bn', 'conv_proj_v.bn'},
+                         'https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin'),
+}
+SEG_DEMOS = {  # demo config -> (its recipe alias, backbone type, arch)
+    'demo/swin_t_upernet_demo.py': ('swin_t_upernet.py', 'SwinTransformer', 'tiny'),
+    'demo/shuffle_t_upernet_demo.py': ('shuffle_t_upernet.py', 'ShuffleTransformer', 'tiny'),
+    'demo/cvt13_upernet_demo.py': ('cvt13_upernet.py', 'CvT', 'cvt-13'),
+}
 
 
 def _sync_bn_to_bn(node: Any) -> None:
@@ -114,8 +151,7 @@ def _run_detector(model: torch.nn.Module, with_masks: bool) -> None:
 
 def test_configs_found() -> None:
     names = {p.relative_to(REPO / 'configs').as_posix() for p in CONFIGS}
-    assert {'swin_t_upernet.py', 'swin/swin-t_upernet_8xb2-160k_ade20k-512x512.py',
-            'demo/swin_t_upernet_demo.py'} <= names
+    assert set(SEG_ALIASES) | set(SEG_ALIASES.values()) | set(SEG_DEMOS) <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.relative_to(REPO / 'configs').as_posix())
@@ -159,17 +195,79 @@ def test_no_decay_keys_match_backbone_parameters() -> None:
         assert any(key in n for n in names), key
 
 
-def test_demo_config_matches_generator() -> None:
-    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'swin_t_upernet_demo.py'))
+@pytest.mark.parametrize('name', sorted(SEG_RECIPES))
+def test_bn_backbone_segmentation_recipe(name: str) -> None:
+    """Shuffle-T and CvT-13 UperNet: Swin-T's ADE20K recipe with their backbone, heads on their levels, and the
+    backbone's BatchNorms training as SyncBatchNorm under distributed training."""
+    backbone, arch, drop_path_rate, channels, (aux_index, aux_channels), keys, checkpoint = SEG_RECIPES[name]
+    cfg = Config.fromfile(str(REPO / 'configs' / name))
+    assert cfg.custom_imports.imports == ['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io']
+    bcfg = cfg.model.backbone
+    assert bcfg.type == f'vit_backbones.{backbone}' and bcfg.arch == arch
+    assert bcfg.drop_path_rate == drop_path_rate and bcfg.init_cfg == dict(type='Pretrained', checkpoint=checkpoint)
+    assert tuple(bcfg.out_indices) == tuple(range(len(channels)))
+    assert bcfg.norm_eval is False and cfg.sync_bn == 'torch'  # BatchNorms train, synchronised across GPUs
+    head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
+    assert list(head.in_channels) == channels and list(head.in_index) == list(range(len(channels)))
+    assert (aux.in_index, aux.in_channels) == (aux_index, aux_channels) and channels[aux_index] == aux_channels
+    assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
+    assert head.num_classes == aux.num_classes == 150
+    assert cfg.crop_size == (512, 512) and cfg.model.data_preprocessor.size == (512, 512)
+    assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01)
+    custom_keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+    assert set(custom_keys) == keys and all(v == dict(decay_mult=0.0) for v in custom_keys.values())
+    warmup, poly = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR', 1e-6, 1500)
+    assert (poly.type, poly.power, poly.eta_min, poly.begin, poly.end) == ('PolyLR', 1.0, 0.0, 1500, 160000)
+    assert cfg.train_cfg.max_iters == 160000
+    built = MODELS.build(cfg.model.backbone)  # the preset's real widths, as the heads are told
+    assert list(built.out_channels) == channels
+    assert list(built.out_strides) == [4 * 2 ** i for i in range(len(channels))]
+
+
+@pytest.mark.parametrize('alias', sorted(SEG_ALIASES))
+def test_segmentation_aliases(alias: str) -> None:
+    assert Config.fromfile(str(REPO / 'configs' / alias)).to_dict() == Config.fromfile(
+        str(REPO / 'configs' / SEG_ALIASES[alias])).to_dict()
+
+
+# Configs whose custom keys must each name parameters of the backbone and nothing outside it (e.g. the heads'
+# BatchNorms, named ``bn``), built tiny; and the config changes that give the backbone every parameter kind.
+NO_DECAY_KEY_CONFIGS = {'swin_t_upernet.py': dict(use_abs_pos_embed=True),
+                        'swin_t_mask_rcnn.py': dict(use_abs_pos_embed=True),
+                        'shuffle_t_upernet.py': {}, 'shuffle_t_mask_rcnn.py': {},
+                        'cvt13_upernet.py': {}, 'cvt13_mask_rcnn.py': {}}
+
+
+@pytest.mark.parametrize('name', sorted(NO_DECAY_KEY_CONFIGS))
+def test_no_decay_keys_name_backbone_parameters_only(name: str) -> None:
+    cfg = Config.fromfile(str(REPO / 'configs' / name))
+    cfg.model.backbone.update(NO_DECAY_KEY_CONFIGS[name])
+    model = _build_tiny_detector(cfg) if cfg.get('default_scope') == 'mmdet' else _build_tiny(cfg)
+    names = [n for n, _ in model.named_parameters()]  # as mmengine matches them: the full name
+    for key in cfg.optim_wrapper.paramwise_cfg.custom_keys:
+        matched = [n for n in names if key in n]
+        assert matched and all(n.startswith('backbone.') for n in matched), (key, matched)
+
+
+@pytest.mark.parametrize('name', sorted(SEG_DEMOS))
+def test_demo_config_matches_generator(name: str) -> None:
+    recipe, backbone, arch = SEG_DEMOS[name]
+    cfg = Config.fromfile(str(REPO / 'configs' / name))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[loader].dataset
         assert dataset.type == 'BaseSegDataset' and not dataset.reduce_zero_label
         assert tuple(dataset.metainfo.classes) == CLASSES
         assert [list(c) for c in dataset.metainfo.palette] == PALETTE
     assert cfg.model.decode_head.num_classes == cfg.model.auxiliary_head.num_classes == len(CLASSES)
-    assert cfg.model.backbone.arch == 'tiny'
+    assert cfg.model.backbone.type == f'vit_backbones.{backbone}' and cfg.model.backbone.arch == arch
+    assert cfg.model.backbone.init_cfg is None  # from scratch: no download
     assert cfg.model.decode_head.norm_cfg.type == 'BN' and cfg.model.auxiliary_head.norm_cfg.type == 'BN'
+    assert cfg.get('sync_bn') is None  # what mmengine's Runner reads: no SyncBatchNorm conversion on a CPU run
+    assert cfg.crop_size == (128, 128) and cfg.train_dataloader.batch_size == 4 and cfg.train_cfg.max_iters == 900
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and not cfg.env_cfg.cudnn_benchmark
+    assert Path(cfg.filename).read_text().count(f"_base_ = ['../{recipe}']") == 1  # the demo of that recipe
 
 
 def test_user_config_outside_the_repo(tmp_path: Path) -> None:
@@ -212,8 +310,9 @@ def test_detection_recipe(name: str) -> None:
     assert cfg.model.backbone.type == f'vit_backbones.{backbone}' and cfg.model.backbone.arch == arch
     assert 'depth' not in cfg.model.backbone  # the ResNet keys of mmdet's base are gone (_delete_)
     assert cfg.model.backbone.init_cfg.type == 'Pretrained' and cfg.model.backbone.init_cfg.checkpoint
-    channels = [96, 192, 384, 768] if backbone == 'SwinTransformer' else [64, 128, 320, 512]
+    channels, drop_path_rate, warmup_iters, no_decay_keys, norm_eval = DET_BACKBONE_RECIPES[backbone]
     assert list(cfg.model.neck.in_channels) == channels
+    assert cfg.model.backbone.get('norm_eval', False) is norm_eval and cfg.get('sync_bn') is None
     assert (cfg.model.neck.out_channels, cfg.model.neck.num_outs, cfg.model.neck.get('start_level', 0)) == (
         256, 5, start_level)
     if detector == 'RetinaNet':
@@ -230,12 +329,29 @@ def test_detection_recipe(name: str) -> None:
     assert (steps.type, steps.milestones, steps.gamma, steps.end) == ('MultiStepLR', milestones, 0.1, epochs)
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.dataset.type == 'CocoDataset'
     assert cfg.val_evaluator.type == 'CocoMetric'
-    if backbone == 'SwinTransformer':
-        assert cfg.model.backbone.drop_path_rate == 0.2 and warmup.end == 1000
-        assert set(cfg.optim_wrapper.paramwise_cfg.custom_keys) == {
-            'absolute_pos_embed', 'relative_position_bias_table', 'norm'}
-    else:
-        assert cfg.model.backbone.drop_path_rate == 0.1 and warmup.end == 500
+    assert cfg.model.backbone.drop_path_rate == drop_path_rate and warmup.end == warmup_iters
+    custom_keys = (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {})
+    assert set(custom_keys) == no_decay_keys and all(v == dict(decay_mult=0.0) for v in custom_keys.values())
+
+
+@pytest.mark.parametrize('name', sorted(DET_RECIPES))
+def test_detection_fpn_levels_match_anchor_strides(name: str) -> None:
+    """The FPN's outputs (extra levels max-pooled or convolved where the backbone has fewer) sit at the strides
+    the anchor generator and the RoI extractors of the config assume."""
+    cfg = Config.fromfile(str(REPO / 'configs' / name))
+    model = _build_tiny_detector(cfg)
+    model.eval()
+    size = 256
+    with torch.no_grad():
+        feats = model.neck(model.backbone(torch.randn(1, 3, size, size)))
+    strides = [size // f.shape[-1] for f in feats]
+    assert [size // s for s in strides] == [f.shape[-1] for f in feats]  # whole divisions
+    head = cfg.model.get('rpn_head') or cfg.model.bbox_head
+    assert strides == list(head.anchor_generator.strides)
+    if 'roi_head' in cfg.model:
+        for extractor in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            featmap_strides = list(cfg.model.roi_head[extractor].featmap_strides)
+            assert featmap_strides == strides[:len(featmap_strides)]
 
 
 def test_swin_3x_multi_scale_crop_pipeline() -> None:
@@ -296,13 +412,28 @@ def test_mmdet_bases_with_scoped_type(tmp_path: Path) -> None:
 
 
 RECIPES = [p for p in CONFIGS if 'demo' not in p.relative_to(REPO / 'configs').parts]
-NO_DECAY_KINDS = ('norm', 'relative_position_bias_table', 'absolute_pos_embed', 'pos_embed')
+NO_DECAY_KINDS = ('relative_position_bias_table', 'absolute_pos_embed', 'pos_embed', 'cls_token')
 
 
 def _backbone_archs(type_name: str) -> dict:
-    from vit_backbones.backbones import pvt, swin
+    from vit_backbones.backbones import cvt, pvt, shuffle, swin
     return {'SwinTransformer': swin.ARCHS, 'PyramidVisionTransformer': pvt.V1_ARCHS,
-            'PyramidVisionTransformerV2': pvt.V2_ARCHS}[type_name]
+            'PyramidVisionTransformerV2': pvt.V2_ARCHS, 'ShuffleTransformer': shuffle.ARCHS,
+            'CvT': cvt.ARCHS}[type_name]
+
+
+def _expected_drop_path(type_name: str, depths: list[int], rate: float) -> tuple[str, list[list[float]]]:
+    """The block attribute holding stochastic depth and each block's rate, grouped by stage, by the family's
+    documented rule: Swin/PVT rise linearly over all blocks; Shuffle holds ``linspace(0, rate, stages)[i]`` for
+    every block of stage i; CvT rises linearly over the last stage's blocks only, 0 elsewhere."""
+    if type_name == 'ShuffleTransformer':
+        per_stage = torch.linspace(0, rate, len(depths)).tolist()
+        return 'drop_path', [[per_stage[i]] * d for i, d in enumerate(depths)]
+    if type_name == 'CvT':
+        return 'drop_path', [[0.0] * d for d in depths[:-1]] + [torch.linspace(0, rate, depths[-1]).tolist()]
+    rates = torch.linspace(0, rate, sum(depths)).tolist()
+    bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
+    return 'drop_path1', [rates[bounds[i]:bounds[i + 1]] for i in range(len(depths))]
 
 
 @pytest.mark.parametrize('path', RECIPES, ids=lambda p: p.relative_to(REPO / 'configs').as_posix())
@@ -310,6 +441,7 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
     """The real model of every recipe: the preset depth, window and drop-path schedule the config asks for, and
     an optimizer whose weight decay spares what the recipe exempts (norms, position tables) and nothing else."""
     from mmengine.optim import build_optim_wrapper
+    from torch.nn.modules.batchnorm import _BatchNorm
 
     from vit_backbones.layers import DropPath
     cfg = Config.fromfile(str(path))
@@ -318,22 +450,35 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
     _sync_bn_to_bn(cfg.model)
     model = (DET_MODELS if scope == 'mmdet' else MODELS).build(cfg.model)
     backbone, bcfg = model.backbone, cfg.model.backbone
-    preset = _backbone_archs(bcfg.type.split('.')[-1])[bcfg.arch]
-    blocks = [block for stage in backbone.stage_list() for block in stage.blocks]
-    assert [len(stage.blocks) for stage in backbone.stage_list()] == list(preset['depths'])
-    rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in blocks]
-    torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, bcfg.drop_path_rate, len(blocks)))
+    type_name = bcfg.type.split('.')[-1]
+    preset = _backbone_archs(type_name)[bcfg.arch]
+    stages = backbone.stage_list()
+    assert [len(stage.blocks) for stage in stages] == list(preset['depths'])
+    attr, expected = _expected_drop_path(type_name, list(preset['depths']), bcfg.drop_path_rate)
+    for stage, stage_rates in zip(stages, expected):
+        for block, rate in zip(stage.blocks, stage_rates):
+            module = getattr(block, attr)
+            assert isinstance(module, DropPath) == (rate > 0), (attr, rate, module)
+            # every stochastic-depth module of the block (e.g. Swin's drop_path2) drops at the block's rate
+            probs = [m.drop_prob for m in block.modules() if isinstance(m, DropPath)]
+            torch.testing.assert_close(torch.tensor(probs), torch.full((len(probs),), rate))
+    blocks = [block for stage in stages for block in stage.blocks]
     if hasattr(blocks[0].attn, 'window_size'):
         assert {b.attn.window_size for b in blocks} == {bcfg.get('window_size', 7)}
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     decay = {id(p): group['weight_decay'] for group in optim.optimizer.param_groups for p in group['params']}
     base = cfg.optim_wrapper.optimizer.weight_decay
-    exempt = set((cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {}))
-    for name, param in backbone.named_parameters():
-        is_norm = isinstance(backbone.get_submodule(name.rsplit('.', 1)[0]), torch.nn.LayerNorm) \
-            if '.' in name else False
-        no_decay_kind = is_norm or any(k in name for k in NO_DECAY_KINDS[1:])
-        if exempt and no_decay_kind:
-            assert decay[id(param)] == 0.0, name
-        elif param.ndim > 1 or not exempt:
-            assert decay[id(param)] == base, name
+    custom_keys = (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {})
+    assert all(v == dict(decay_mult=0.0) for v in custom_keys.values())
+    # A recipe with custom keys exempts every norm of the backbone (LayerNorm and BatchNorm alike) and the
+    # position tables / embeddings / cls token it names; every other parameter, biases and all parameters outside
+    # the backbone included, keeps the base weight decay.
+    exempt_norms = 'norm' in custom_keys
+    exempt_kinds = [kind for kind in NO_DECAY_KINDS if kind in custom_keys]
+    modules = dict(model.named_modules())
+    for name, param in model.named_parameters():
+        owner = modules[name.rsplit('.', 1)[0]]
+        is_norm = isinstance(owner, (torch.nn.LayerNorm, _BatchNorm))
+        in_backbone = name.startswith('backbone.')
+        no_decay = in_backbone and ((exempt_norms and is_norm) or any(kind in name for kind in exempt_kinds))
+        assert decay[id(param)] == (0.0 if no_decay else base), name

@@ -361,3 +361,41 @@ def test_next_save_removes_only_stale_temporaries_of_its_target(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(['latest.pth', 'sub'] + [p.name for p in kept])
+
+
+def test_huggingface_urls_get_one_cache_file_per_repository(tmp_path, monkeypatch):
+    """Two hub files both named pytorch_model.bin never share a cache entry; a cached file loads offline."""
+    name = checkpoint_io.huggingface_cache_name
+    assert name('https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin') \
+        == 'microsoft--cvt-13--main--pytorch_model.bin'
+    assert name('https://huggingface.co/microsoft/cvt-21/resolve/main/pytorch_model.bin') \
+        == 'microsoft--cvt-21--main--pytorch_model.bin'
+    for bad in ['https://huggingface.co/microsoft/cvt-13', 'https://huggingface.co/microsoft/cvt-13/blob/main/x.bin']:
+        with pytest.raises(ValueError, match='OWNER/REPO/resolve/REVISION/FILE'):
+            name(bad)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', lambda *a, **k: pytest.fail('must not download'))
+    (tmp_path / 'checkpoints').mkdir()
+    torch.save({'w': torch.ones(2)}, tmp_path / 'checkpoints' / 'microsoft--cvt-13--main--pytorch_model.bin')
+    from safetensors.torch import save_file
+    save_file({'w': torch.zeros(3)}, str(tmp_path / 'checkpoints' / 'microsoft--cvt-21--main--model.safetensors'))
+    checkpoint_io.register_checkpoint_io()
+    loaded = CheckpointLoader.load_checkpoint('https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin')
+    assert torch.equal(loaded['w'], torch.ones(2))
+    loaded = CheckpointLoader.load_checkpoint('https://huggingface.co/microsoft/cvt-21/resolve/main/model.safetensors')
+    assert torch.equal(loaded['w'], torch.zeros(3))
+
+
+def test_huggingface_download_goes_to_the_repository_cache_name(tmp_path, monkeypatch):
+    fetched = []
+
+    def fake_download(url, dst, progress=True):
+        fetched.append((url, Path(dst).name))
+        torch.save({'w': torch.full((2,), 7.0)}, dst)
+
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    url = 'https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin'
+    for _ in range(2):  # the second load is served from the cache
+        assert torch.equal(checkpoint_io.load_from_huggingface(url, 'cpu')['w'], torch.full((2,), 7.0))
+    assert fetched == [(url, 'microsoft--cvt-13--main--pytorch_model.bin')]

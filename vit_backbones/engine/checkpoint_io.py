@@ -34,6 +34,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Union
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -44,7 +45,8 @@ from mmengine.runner import CheckpointLoader
 
 __all__ = [
     'AtomicLocalBackend', 'CheckpointError', 'checkpoint_safe_globals',
-    'enable_safe_checkpoint_io', 'load_checkpoint_file',
+    'enable_safe_checkpoint_io', 'huggingface_cache_name', 'load_checkpoint_file',
+    'load_from_huggingface',
     'register_checkpoint_io'
 ]
 
@@ -151,6 +153,40 @@ def load_checkpoint_file(filename: Union[str, Path],
 def load_from_safe_local(filename: str, map_location: MapLocation) -> dict:
     """mmengine loader for local paths (its log names it ``safe_local``)."""
     return load_checkpoint_file(filename, map_location)
+
+
+HF_PREFIX = 'https://huggingface.co/'
+
+
+def huggingface_cache_name(url: str) -> str:
+    """Cache file name of a Hugging Face hub file URL: ``owner--repo--revision--path``.
+
+    mmengine caches downloads by the URL's last path component, which every hub weight file shares
+    (``pytorch_model.bin``), so one model's file would be served for another's; this name keeps them apart.
+
+    Raises:
+        ValueError: ``url`` is not ``https://huggingface.co/{owner}/{repo}/resolve/{revision}/{path}``.
+    """
+    parts = urlparse(url).path.strip('/').split('/')
+    if not url.startswith(HF_PREFIX) or len(parts) < 5 or parts[2] != 'resolve' or not all(parts):
+        raise ValueError(f'expected a Hugging Face file URL https://huggingface.co/OWNER/REPO/resolve/REVISION/FILE, '
+                         f'got {url!r}')
+    return '--'.join(parts[:2] + parts[3:])
+
+
+def load_from_huggingface(filename: str, map_location: MapLocation) -> dict:
+    """mmengine loader for Hugging Face hub file URLs: download once into ``torch.hub.get_dir()/checkpoints`` under
+    :func:`huggingface_cache_name` (atomically, by ``torch.hub.download_url_to_file``), then load it safely
+    (``.safetensors`` with ``safetensors``, anything else as :func:`load_checkpoint_file`)."""
+    cached = Path(torch.hub.get_dir()) / 'checkpoints' / huggingface_cache_name(filename)
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(filename, str(cached), progress=False)
+    if cached.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
+        return load_file(str(cached), device=str(device))
+    return load_checkpoint_file(cached, map_location)
 
 
 # Temporaries this process is writing now; a file named with our own pid but
@@ -305,7 +341,8 @@ def register_checkpoint_io() -> None:
 
     Afterwards loads of local paths (``load_from``, ``resume``,
     ``init_cfg=dict(type='Pretrained')``) use :func:`load_checkpoint_file`,
-    and local backends created from then on are :class:`AtomicLocalBackend`
+    Hugging Face hub URLs :func:`load_from_huggingface` (one cache file per
+    repository and revision), and local backends created from then on are :class:`AtomicLocalBackend`
     (``save_checkpoint``, ``CheckpointHook``, ``LoggerHook``). Only public
     mmengine APIs are used (``CheckpointLoader.register_scheme`` and
     ``register_backend``, both with ``force=True``); mmengine's caches are
@@ -320,6 +357,8 @@ def register_checkpoint_io() -> None:
     """
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_safe_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=HF_PREFIX, loader=load_from_huggingface, force=True)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
