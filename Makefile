@@ -1,11 +1,13 @@
 # Developer entry points. `make test` is what CI runs (see .ci/run).
 #   make install  create .venv (if missing) and install everything into it
 #   make test     install, then lint (ruff.toml) and run the test suite
-#   make demo     install, then run tools/demo.sh (data, training, evaluation)
+#   make demo     install, then run tools/demo.sh (data, training, evaluation);
+#                 DEMO_CONFIG=configs/demo/cvt13_upernet_demo.py picks another demo
 #   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)
 #   make clean    remove build outputs and caches; keeps .venv but forgets that
 #                 it was installed, so the next target re-checks it
 PYTHON ?= python3
+DEMO_CONFIG ?=
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -24,7 +26,7 @@ test: install
 	$(VPY) -m pytest tests -q -p no:cacheprovider
 
 demo: install
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo.sh $(DEMO_CONFIG)
 
 demo-det: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo_det.sh

@@ -1,4 +1,4 @@
-"""Convert a backbone checkpoint between layouts (timm / official / mmdet-mmseg -> ours, ours -> timm or mm).
+"""Convert a backbone checkpoint between layouts (timm / official / mmdet-mmseg / Hugging Face -> ours, and back).
 
 The input layout is recognised from its keys; a file that is in no layout of the family named (another family's
 checkpoint, an empty or unrelated file) is refused with a non-zero exit and nothing is written.
@@ -6,6 +6,8 @@ checkpoint, an empty or unrelated file) is refused with a non-zero exit and noth
 Example:
     python tools/convert_checkpoint.py swin swin_tiny_patch4_window7_224.pth swin_t_ours.pth
     python tools/convert_checkpoint.py swin work_dirs/swin_t.pth swin_t_timm.pth --to timm
+    python tools/convert_checkpoint.py cvt pytorch_model.bin cvt13_ours.pth         # Hugging Face microsoft/cvt-13
+    python tools/convert_checkpoint.py cvt cvt13_ours.pth cvt13_official.pth --to official
 """
 import argparse
 import os.path as osp

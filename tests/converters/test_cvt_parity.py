@@ -3,6 +3,10 @@
 The reference (``cvt_reference.py``) is an independent per-head model in the official checkpoint layout; the
 official and Hugging Face key schemas below are written out from the two module trees.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -143,3 +147,23 @@ def test_strict_load_and_exact_round_trips():
         assert again.keys() == own.keys() and all(torch.equal(again[k], own[k]) for k in own)
     missing, unexpected = RefCvT().load_state_dict(export_from_ours(own, 'cvt', 'official').state_dict, strict=False)
     assert missing == ['head.weight', 'head.bias'] and unexpected == []
+
+
+def test_offline_conversion_cli_from_hugging_face_to_ours_official_and_back(tmp_path):
+    ref = reference()
+    official = ref.state_dict()
+    torch.save(official_to_hf(official), tmp_path / 'pytorch_model.bin')
+    tool = Path(__file__).resolve().parents[2] / 'tools' / 'convert_checkpoint.py'
+    for src, dst, target in [('pytorch_model.bin', 'ours.pth', 'ours'), ('ours.pth', 'official.pth', 'official'),
+                             ('official.pth', 'hf.pth', 'hf')]:
+        proc = subprocess.run([sys.executable, str(tool), 'cvt', src, dst, '--to', target], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    ours = CvT('cvt-13')
+    ours.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
+    back = torch.load(tmp_path / 'official.pth', weights_only=True)
+    headless = {k: v for k, v in official.items() if not k.startswith('head.')}
+    assert back.keys() == headless.keys() and all(torch.equal(back[k], headless[k]) for k in headless)
+    hf = torch.load(tmp_path / 'hf.pth', weights_only=True)
+    expected = {k: v for k, v in official_to_hf(official).items() if not k.startswith('classifier.')}
+    assert hf.keys() == expected.keys() and all(torch.equal(hf[k], expected[k]) for k in expected)
