@@ -71,10 +71,10 @@ SEG_RECIPES = {
                          {'cls_token', 'norm', 'conv_proj_q.bn', 'conv_proj_k.bn', 'conv_proj_v.bn'},
                          'https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin'),
 }
-SEG_DEMOS = {  # demo config -> (its recipe alias, backbone type, arch)
-    'demo/swin_t_upernet_demo.py': ('swin_t_upernet.py', 'SwinTransformer', 'tiny'),
-    'demo/shuffle_t_upernet_demo.py': ('shuffle_t_upernet.py', 'ShuffleTransformer', 'tiny'),
-    'demo/cvt13_upernet_demo.py': ('cvt13_upernet.py', 'CvT', 'cvt-13'),
+SEG_DEMOS = {  # demo config -> (its recipe alias, backbone type, arch, iterations: the Swin demo's CPU time)
+    'demo/swin_t_upernet_demo.py': ('swin_t_upernet.py', 'SwinTransformer', 'tiny', 900),
+    'demo/shuffle_t_upernet_demo.py': ('shuffle_t_upernet.py', 'ShuffleTransformer', 'tiny', 750),
+    'demo/cvt13_upernet_demo.py': ('cvt13_upernet.py', 'CvT', 'cvt-13', 1320),
 }
 
 
@@ -253,7 +253,12 @@ def test_no_decay_keys_name_backbone_parameters_only(name: str) -> None:
 
 @pytest.mark.parametrize('name', sorted(SEG_DEMOS))
 def test_demo_config_matches_generator(name: str) -> None:
-    recipe, backbone, arch = SEG_DEMOS[name]
+    """Every segmentation demo: the Demo Shapes data, CPU settings, and the backbone and no-decay keys of its recipe.
+
+    The Swin demo inherits its recipe; the others are the Swin demo with their recipe's backbone swapped in (same
+    data, heads and schedule shape), so their backbone settings and no-decay keys are checked against the recipe.
+    """
+    recipe, backbone, arch, iters = SEG_DEMOS[name]
     cfg = Config.fromfile(str(REPO / 'configs' / name))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[loader].dataset
@@ -265,9 +270,23 @@ def test_demo_config_matches_generator(name: str) -> None:
     assert cfg.model.backbone.init_cfg is None  # from scratch: no download
     assert cfg.model.decode_head.norm_cfg.type == 'BN' and cfg.model.auxiliary_head.norm_cfg.type == 'BN'
     assert cfg.get('sync_bn') is None  # what mmengine's Runner reads: no SyncBatchNorm conversion on a CPU run
-    assert cfg.crop_size == (128, 128) and cfg.train_dataloader.batch_size == 4 and cfg.train_cfg.max_iters == 900
+    assert cfg.crop_size == (128, 128) and cfg.train_dataloader.batch_size == 4
+    assert cfg.train_cfg.max_iters == iters and cfg.train_cfg.val_interval == iters // 3
+    assert cfg.param_scheduler[-1].end == iters and cfg.default_hooks.checkpoint.interval == iters
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and not cfg.env_cfg.cudnn_benchmark
-    assert Path(cfg.filename).read_text().count(f"_base_ = ['../{recipe}']") == 1  # the demo of that recipe
+    text = Path(cfg.filename).read_text()
+    if backbone == 'SwinTransformer':
+        assert text.count(f"_base_ = ['../{recipe}']") == 1  # the demo of that recipe
+        return
+    assert text.count("_base_ = ['./swin_t_upernet_demo.py']") == 1
+    full = Config.fromfile(str(REPO / 'configs' / recipe))
+    ignore = {'drop_path_rate', 'init_cfg'}
+    assert {k: v for k, v in cfg.model.backbone.items() if k not in ignore} \
+        == {k: v for k, v in full.model.backbone.items() if k not in ignore}
+    for head in ('decode_head', 'auxiliary_head'):
+        assert cfg.model[head].in_channels == full.model[head].in_channels
+        assert cfg.model[head].in_index == full.model[head].in_index
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == full.optim_wrapper.paramwise_cfg.custom_keys
 
 
 def test_user_config_outside_the_repo(tmp_path: Path) -> None:
