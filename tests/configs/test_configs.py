@@ -1,6 +1,7 @@
 """Config smoke tests: every config loads, its model builds (mmseg's or mmdet's registry) and runs.
 
-Segmentation configs run a forward pass; detection configs run one training loss + backward and one prediction.
+Segmentation configs run a forward pass and a training step with their own optimizer; detection configs run one
+training loss + backward and one prediction.
 """
 from __future__ import annotations
 
@@ -114,6 +115,32 @@ def _forward(model: torch.nn.Module, num_classes: int) -> None:
     assert torch.isfinite(logits).all()
 
 
+def _train_step(model: torch.nn.Module, cfg: Config, num_classes: int) -> None:
+    """One training step with the config's own optimizer: loss on two 72x60 images, backward, update."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from vit_backbones.layers import DropPath
+    model.train()
+    for module in model.modules():  # deterministic: a block dropped for the whole batch gets no gradient
+        if isinstance(module, DropPath):
+            module.drop_prob = 0.0
+    h, w = 72, 60
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, h, w)))
+        samples.append(sample)
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    trainable = [p for p in model.backbone.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in trainable]
+    loss, _ = model.parse_losses(model.loss(torch.randn(2, 3, h, w), samples))
+    assert torch.isfinite(loss)
+    optim.update_params(loss)
+    assert all(not torch.equal(a, p) for a, p in zip(before, trainable))  # every backbone parameter moved
+
+
 def _build_tiny_detector(cfg: Config) -> torch.nn.Module:
     """Builds ``cfg.model`` (an mmdet detector) with a tiny backbone of the same type and no pretrained weights."""
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -167,6 +194,7 @@ def test_config_builds_and_runs(path: Path) -> None:
     model = _build_tiny(cfg)
     assert type(model.backbone).__module__.startswith('vit_backbones')
     _forward(model, cfg.model.decode_head.num_classes)
+    _train_step(model, cfg, cfg.model.decode_head.num_classes)
 
 
 def test_paper_recipe() -> None:
