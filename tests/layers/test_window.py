@@ -7,6 +7,8 @@ from vit_backbones.layers import (
     relative_position_index,
     resize_rel_pos_bias_table,
     shifted_window_mask,
+    shuffle_partition,
+    shuffle_reverse,
     window_partition,
     window_reverse,
 )
@@ -39,6 +41,16 @@ def test_partition_reverse_round_trip_and_order():
     assert windows.shape == (2, 6, 49, 3)
     torch.testing.assert_close(windows[0, 1].reshape(7, 7, 3), x[0, :7, 7:14])  # row-major windows
     torch.testing.assert_close(window_reverse(windows, 7, 2, 3), x)
+
+
+def test_shuffle_partition_gathers_strided_tokens_and_reverses():
+    x = torch.arange(2 * 14 * 21 * 3, dtype=torch.float32).reshape(2, 14, 21, 3)
+    windows = shuffle_partition(x, 7)  # nh = 2, nw = 3 windows
+    assert windows.shape == (2, 6, 49, 3)
+    for i in range(2):
+        for j in range(3):  # window (i, j): rows i, i + 2, ..., columns j, j + 3, ...
+            torch.testing.assert_close(windows[1, i * 3 + j].reshape(7, 7, 3), x[1, i::2, j::3])
+    torch.testing.assert_close(shuffle_reverse(windows, 7, 2, 3), x)
 
 
 def test_relative_position_index_range_and_symmetry():
