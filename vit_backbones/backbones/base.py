@@ -231,6 +231,43 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         norm = self.out_norm(index)
         return [stages[index]] if norm is None else [stages[index], norm]
 
+    def num_layers(self) -> int:
+        """Number of blocks over all built stages (the depth count of layer-wise learning-rate decay)."""
+        return sum(len(stage.blocks) for stage in self.stage_list())
+
+    def get_layer_depth(self, param_name: str) -> tuple[int, int]:
+        """Layer depth of the parameter ``param_name`` (relative to this backbone) for layer-wise lr decay.
+
+        BEiT's convention: the stem (:meth:`stem_parts`: patch embedding, tokens, absolute position embeddings) is
+        at depth 0; the k-th block over all stages (k = 0, 1, ...) at depth k + 1; anything else inside a stage
+        (downsampling, a stage's token embedding or cls token, stage norms) at the depth of that stage's first
+        block; everything else (output norms) at ``num_layers() + 1``.
+
+        Returns:
+            ``(depth, num_layers() + 1)``: a parameter's lr scale is ``decay ** (num_layers() + 1 - depth)``.
+        """
+        top = self.num_layers() + 1
+        index = 0
+        for i, stage in enumerate(self.stage_list()):
+            stage_prefix = f'{self.stages_attr}.{i}.'
+            first = index + 1
+            for j in range(len(stage.blocks)):
+                index += 1
+                if param_name.startswith(f'{stage_prefix}blocks.{j}.'):
+                    return index, top
+            if param_name.startswith(stage_prefix) and not self._in_stem(param_name):
+                return first, top
+        return (0 if self._in_stem(param_name) else top), top
+
+    def _in_stem(self, param_name: str) -> bool:
+        """Whether the parameter ``param_name`` belongs to one of :meth:`stem_parts`."""
+        try:
+            param = self.get_parameter(param_name)
+        except AttributeError:
+            raise ValueError(f'{type(self).__name__} has no parameter {param_name!r}') from None
+        return any(param is q for part in self.stem_parts()
+                   for q in ([part] if isinstance(part, nn.Parameter) else part.parameters()))
+
     @property
     def with_cp(self) -> bool:
         """Whether blocks run under activation checkpointing; setting it updates every stage."""
