@@ -119,20 +119,3 @@ class RefCvT(nn.Module):
         feats[-1] = F.layer_norm(last.flatten(2).transpose(1, 2), last.shape[1:2], self.norm.weight, self.norm.bias,
                                  1e-5).transpose(1, 2).reshape(last.shape)
         return feats, self.norm(cls)[:, 0]
-
-
-def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial weights, biases, cls token and BatchNorm statistics that keep activations of order one."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.ndim > 1:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
-            else:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.05 + (1.0 if name.endswith('weight') else 0))
-        for name, buf in model.named_buffers():
-            if name.endswith('running_mean'):
-                buf.copy_(torch.randn(buf.shape, generator=gen) * 0.1)
-            elif name.endswith('running_var'):
-                buf.copy_(torch.rand(buf.shape, generator=gen) + 1.0)
-    return model.eval()

@@ -16,7 +16,8 @@ from vit_backbones.converters.shuffle import shuffle_official_to_ours, shuffle_o
 from vit_backbones.engine import register_checkpoint_io
 from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 
-from .shuffle_reference import RefShuffleTransformer, randomise
+from .reference_init import randomise
+from .shuffle_reference import RefShuffleTransformer
 
 pytestmark = pytest.mark.parity
 TOL = dict(rtol=1e-5, atol=1e-5)
