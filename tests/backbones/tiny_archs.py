@@ -1,6 +1,7 @@
 """Tiny constructor arguments for every registered backbone, and the exact output sizes they must give.
 
 A new backbone family adds one entry here; ``test_contract.py`` fails for any registered backbone that has none.
+A backbone whose options change its structure adds variants named ``'Name@variant'``: every suite runs them too.
 """
 from typing import Any, Optional
 
@@ -52,6 +53,34 @@ TINY: dict[str, tuple[dict[str, Any], dict[tuple[int, int], Optional[list[tuple[
             (112, 137): [(28, 35), (14, 18), (7, 9)],
             (31, 31): [(8, 8), (4, 4), (2, 2)],
         }),
+    'VisionTransformer': (  # DeiT form: cls + distillation tokens, LayerScale, final norm
+        dict(arch=dict(embed_dim=32, depth=4, num_heads=2, mlp_ratio=2.0), pretrain_img_size=64, distilled=True,
+             layer_scale_init_value=0.1, drop_path_rate=0.1, out_indices=(0, 1, 2, 3)),
+        {  # the patch embedding pads to whole patches: every block is ceil(H / 16) x ceil(W / 16)
+            (224, 224): [(14, 14)] * 4,
+            (230, 197): [(15, 13)] * 4,
+            (112, 137): [(7, 9)] * 4,
+            (31, 31): [(2, 2)] * 4,
+        }),
+    'VisionTransformer@vitdet': (  # ViTDet / SAM form: no tokens, windows (padded) + global blocks, rel pos
+        dict(arch=dict(embed_dim=32, depth=4, num_heads=2, mlp_ratio=2.0), pretrain_img_size=64,
+             with_cls_token=False, window_size=7, window_block_indexes=(0, 2), use_rel_pos=True, final_norm=False,
+             drop_path_rate=0.1, out_indices=(0, 1, 2, 3)),
+        {  # the patch embedding pads to whole patches: every block is ceil(H / 16) x ceil(W / 16)
+            (224, 224): [(14, 14)] * 4,
+            (230, 197): [(15, 13)] * 4,
+            (112, 137): [(7, 9)] * 4,
+            (31, 31): [(2, 2)] * 4,
+        }),
+    'ViTAdapter': (  # the official mmdet form: four interactions, extra extractors, deform_ratio 0.5
+        dict(arch=dict(embed_dim=32, depth=4, num_heads=2, mlp_ratio=2.0), pretrain_img_size=64, conv_inplane=8,
+             deform_num_heads=2, deform_ratio=0.5, init_values=1e-6, drop_path_rate=0.1),
+        {  # the image is zero-padded to a multiple of 32 and level i cropped to ceil(H / 2**(i + 2))
+            (224, 224): [(56, 56), (28, 28), (14, 14), (7, 7)],
+            (230, 197): [(58, 50), (29, 25), (15, 13), (8, 7)],
+            (112, 137): [(28, 35), (14, 18), (7, 9), (4, 5)],
+            (31, 31): [(8, 8), (4, 4), (2, 2), (1, 1)],
+        }),
 }
 
 # name -> (how stage sizes round, smallest input side): stage i of an (H, W) input is
@@ -62,6 +91,9 @@ SIZE_RULES: dict[str, tuple[str, int]] = {
     'PyramidVisionTransformerV2': ('ceil', 1),
     'ShuffleTransformer': ('ceil', 1),
     'CvT': ('ceil', 1),
+    'VisionTransformer': ('ceil', 1),
+    'VisionTransformer@vitdet': ('ceil', 1),
+    'ViTAdapter': ('ceil', 1),
 }
 
 
@@ -86,6 +118,16 @@ _PVT_BAD = [
     (dict(arch=dict(embed_dims=(16, 0, 32, 32))), 'embed_dims'),
     (dict(arch=dict(num_heads=(1, 3, 2, 2))), 'num_heads'),
     (dict(arch=dict(mlp_ratios=(2, -1, 2, 2))), 'mlp_ratios'),
+]
+_VIT_BAD = [
+    (dict(patch_size=0), 'patch_size'),
+    (dict(pretrain_img_size=8), 'pretrain_img_size'),
+    (dict(layer_scale_init_value=-1.0), 'layer_scale_init_value'),
+    (dict(arch=dict(embed_dim=0)), 'embed_dim'),
+    (dict(arch=dict(depth=0)), 'depth'),
+    (dict(arch=dict(num_heads=3)), 'num_heads'),
+    (dict(arch=dict(mlp_ratio=0)), 'mlp_ratio'),
+    (dict(window_block_indexes=(0, 7)), 'window_block_indexes'),
 ]
 BAD_ARGS: dict[str, list[tuple[dict[str, Any], str]]] = {
     'SwinTransformer': [
@@ -124,4 +166,33 @@ BAD_ARGS: dict[str, list[tuple[dict[str, Any], str]]] = {
         (dict(arch=dict(patch_paddings=(2, -1, 1))), 'patch_paddings'),
         (dict(arch=dict(mlp_ratios=(4, 0, 4))), 'mlp_ratios'),
     ],
+    'VisionTransformer': _VIT_BAD + [
+        (dict(distilled=True, with_cls_token=False), 'with_cls_token'),
+        (dict(use_rel_pos=True), 'with_cls_token'),
+        (dict(window_size=3, window_block_indexes=(0,)), 'with_cls_token'),
+    ],
+    'VisionTransformer@vitdet': _VIT_BAD + [
+        (dict(window_size=0), 'window_size'),
+        (dict(output_cls_token=True), 'output_cls_token'),
+    ],
+    'ViTAdapter': [
+        (dict(interaction_indexes=[[0, 1], [3, 3]]), 'interaction_indexes'),
+        (dict(interaction_indexes=[[0, 1], [2, 2]]), 'interaction_indexes'),
+        (dict(interaction_indexes=[[0], [1, 3]]), 'interaction_indexes'),
+        (dict(arch=dict(depth=6)), 'interaction_indexes'),
+        (dict(deform_num_heads=3), 'deform_num_heads'),
+        (dict(deform_num_heads=0), 'deform_num_heads'),
+        (dict(deform_ratio=0), 'deform_ratio'),
+        (dict(cffn_ratio=-1), 'cffn_ratio'),
+        (dict(n_points=0), 'n_points'),
+        (dict(conv_inplane=0), 'conv_inplane'),
+        (dict(init_values=-1.0), 'init_values'),
+        (dict(vit_feature='first'), 'vit_feature'),
+        (dict(vit_feature='interactions', interaction_indexes=[[0, 1], [2, 3]]), 'vit_feature'),
+    ],
 }
+
+
+def backbone_type(name: str) -> str:
+    """The registered class of a TINY entry (``'Name@variant'`` -> ``'Name'``)."""
+    return name.split('@')[0]

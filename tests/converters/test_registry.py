@@ -134,8 +134,8 @@ def test_older_state_dicts_of_ours_are_upgraded_by_version_and_newer_ones_refuse
 
 
 def _tiny_state_dict(name: str) -> dict:
-    from tests.backbones.tiny_archs import TINY
-    return MODELS.build(dict(type=f'vit_backbones.{name}', **TINY[name][0])).state_dict()
+    from tests.backbones.tiny_archs import TINY, backbone_type
+    return MODELS.build(dict(type=f'vit_backbones.{backbone_type(name)}', **TINY[name][0])).state_dict()
 
 
 @pytest.mark.parametrize('name', sorted(n for n, c in MODELS.module_dict.items() if issubclass(c, BaseBackbone)))

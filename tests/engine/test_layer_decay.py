@@ -3,7 +3,7 @@ import pytest
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from tests.backbones.tiny_archs import TINY
+from tests.backbones.tiny_archs import TINY, backbone_type
 from vit_backbones.backbones import CvT, SwinTransformer
 from vit_backbones.engine.layer_decay import LayerDecayOptimWrapperConstructor
 from vit_backbones.registry import MODELS
@@ -36,7 +36,7 @@ def test_cvt_stem_is_the_first_token_embedding_and_the_cls_token_joins_its_stage
 
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_every_backbone_gives_every_parameter_a_depth(name):
-    model = MODELS.build(dict(type=f'vit_backbones.{name}', **TINY[name][0]))
+    model = MODELS.build(dict(type=f'vit_backbones.{backbone_type(name)}', **TINY[name][0]))
     top = model.num_layers() + 1
     depths = [model.get_layer_depth(n)[0] for n, _ in model.named_parameters()]
     assert min(depths) == 0 and set(range(1, top)) <= set(depths) and max(depths) <= top

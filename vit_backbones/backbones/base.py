@@ -215,7 +215,7 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
     # ---- structure ------------------------------------------------------------------------------------
     def stage_list(self) -> Sequence[BackboneStage]:
         """The built stages, in order."""
-        return self._modules[self.stages_attr]  # type: ignore[return-value]
+        return self._modules.get(self.stages_attr)  # type: ignore[return-value]
 
     def out_norm(self, index: int) -> Optional[nn.Module]:
         """The norm applied to stage ``index``'s output, or None when the family has none."""
@@ -231,9 +231,25 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         norm = self.out_norm(index)
         return [stages[index]] if norm is None else [stages[index], norm]
 
+    def block_prefixes(self) -> list[tuple[str, list[str]]]:
+        """Per built stage: its parameter-name prefix and the prefixes of its blocks, in order.
+
+        Default: ``('{stages_attr}.{i}.', ['{stages_attr}.{i}.blocks.{j}.', ...])``; a family whose blocks sit
+        elsewhere (a plain ViT's ``blocks.{j}``) overrides it.
+        """
+        return [(f'{self.stages_attr}.{i}.', [f'{self.stages_attr}.{i}.blocks.{j}.' for j in range(len(stage.blocks))])
+                for i, stage in enumerate(self.stage_list())]
+
+    def block_modules(self) -> list[nn.Module]:
+        """Every built block over all stages, in order (what ``with_cp`` checkpoints one by one)."""
+        blocks = []
+        for stage_prefix, prefixes in self.block_prefixes():
+            blocks += [self.get_submodule(prefix.rstrip('.')) for prefix in prefixes]
+        return blocks
+
     def num_layers(self) -> int:
         """Number of blocks over all built stages (the depth count of layer-wise learning-rate decay)."""
-        return sum(len(stage.blocks) for stage in self.stage_list())
+        return sum(len(blocks) for _, blocks in self.block_prefixes())
 
     def get_layer_depth(self, param_name: str) -> tuple[int, int]:
         """Layer depth of the parameter ``param_name`` (relative to this backbone) for layer-wise lr decay.
@@ -248,12 +264,11 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         """
         top = self.num_layers() + 1
         index = 0
-        for i, stage in enumerate(self.stage_list()):
-            stage_prefix = f'{self.stages_attr}.{i}.'
+        for stage_prefix, blocks in self.block_prefixes():
             first = index + 1
-            for j in range(len(stage.blocks)):
+            for block_prefix in blocks:
                 index += 1
-                if param_name.startswith(f'{stage_prefix}blocks.{j}.'):
+                if param_name.startswith(block_prefix):
                     return index, top
             if param_name.startswith(stage_prefix) and not self._in_stem(param_name):
                 return first, top
@@ -287,7 +302,7 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
 
     def _finish_build(self) -> None:
         """Run once after the family's ``__init__``: check the declarations, then init and freeze."""
-        stages = self._modules.get(self.stages_attr)
+        stages = self.stage_list()
         if not isinstance(stages, nn.ModuleList) or not all(isinstance(s, BackboneStage) for s in stages):
             raise TypeError(f'{type(self).__name__}.{self.stages_attr} must be an nn.ModuleList of BackboneStage')
         if len(self.out_channels) != len(self.out_indices) or len(self.out_strides) != len(self.out_indices):

@@ -27,16 +27,18 @@ class PatchEmbed(nn.Module):
         padding: Conv zero padding on every side.
         pad_input: Zero-pad the input at the bottom/right to a multiple of ``stride`` first.
         norm_layer: Optional norm over channels, applied to the tokens.
+        bias: Bias in the projection.
     """
 
     def __init__(self, in_channels: int = 3, embed_dim: int = 96, patch_size: int = 4, stride: Optional[int] = None,
                  padding: int = 0, pad_input: bool = True,
-                 norm_layer: Optional[Callable[[int], nn.Module]] = None) -> None:
+                 norm_layer: Optional[Callable[[int], nn.Module]] = None, bias: bool = True) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.stride = stride or patch_size
         self.pad_input = pad_input
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=self.stride, padding=padding)
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=self.stride, padding=padding,
+                              bias=bias)
         self.norm = norm_layer(embed_dim) if norm_layer is not None else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
