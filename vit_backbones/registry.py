@@ -11,7 +11,7 @@ from mmengine.registry import Registry
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='vit_backbones',
-    locations=['vit_backbones.backbones'])
+    locations=['vit_backbones.backbones', 'vit_backbones.necks'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='vit_backbones',
     locations=['vit_backbones.engine.layer_decay'])
