@@ -10,6 +10,7 @@ of the process's peak resident set over one warm-up and two steps, each implemen
 Example:
     python tools/benchmark.py --model swin_t --size 512 512 --batch 1 --mode train
     python tools/benchmark.py --model shuffle_t --size 224 224 --memory
+    python tools/benchmark.py --model vit_b16 --size 512 512
     python tools/benchmark.py --model swin_t --size 224 224 --device cuda --amp
 """
 import argparse
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import vit_backbones  # noqa: F401
-from vit_backbones.backbones import CvT, ShuffleTransformer, SwinTransformer
+from vit_backbones.backbones import CvT, ShuffleTransformer, SwinTransformer, VisionTransformer
 
 SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
 
@@ -70,7 +71,26 @@ def cvt_13_candidates() -> dict[str, Callable[[], nn.Module]]:
             'swin_t': ours_swin_t}
 
 
-MODELS = {'swin_t': swin_t_candidates, 'shuffle_t': shuffle_t_candidates, 'cvt_13': cvt_13_candidates}
+def vit_b16_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """ViT-B/16 (last block's map; the position embedding resized to the input): ours (fused and math attention),
+    timm (``dynamic_img_size``, the same resize) and mmseg's ``VisionTransformer`` (bicubic resize, no antialias)."""
+    def ours(fused: bool) -> nn.Module:
+        return VisionTransformer('base', fused_attn=fused)
+
+    def timm_vit() -> nn.Module:
+        import timm
+        return timm.create_model('vit_base_patch16_224', num_classes=0, dynamic_img_size=True)
+
+    def mmseg_vit() -> nn.Module:
+        from mmseg.models.backbones import VisionTransformer as MMSegViT
+        return MMSegViT(img_size=224, embed_dims=768, num_layers=12, num_heads=12, final_norm=True, patch_bias=True,
+                        norm_cfg=dict(type='LN', eps=1e-6))
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_vit, 'mmseg': mmseg_vit}
+
+
+MODELS = {'swin_t': swin_t_candidates, 'shuffle_t': shuffle_t_candidates, 'cvt_13': cvt_13_candidates,
+          'vit_b16': vit_b16_candidates}
 
 
 def gmacs(model: nn.Module, x: torch.Tensor) -> float:
@@ -115,7 +135,8 @@ def probe_memory(make: Callable[[], nn.Module], args: argparse.Namespace) -> Non
     A thread samples the resident set every millisecond while the steps run (torch releases the GIL in its
     kernels); the baseline is the resident set after building the model and the input.
     """
-    model = make().train(args.mode == 'train')
+    model = make()
+    model.train(args.mode == 'train')  # (mmseg's ViT returns None from train())
     x = torch.randn(args.batch, 3, *args.size)
     run = step_fn(model, x, args.mode, False)
     baseline, peak, done = _rss_mib(), [0.0], threading.Event()
@@ -183,7 +204,8 @@ def main() -> None:
         except ImportError as err:
             print(f'skip {name}: {err}')
             continue
-        flops[name] = gmacs(model.eval(), x)
+        model.eval()
+        flops[name] = gmacs(model, x)
         model.train(args.mode == 'train')
         runs[name] = step_fn(model, x, args.mode, args.amp)
     times: dict[str, list[float]] = {name: [] for name in runs}
