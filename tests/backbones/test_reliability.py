@@ -198,15 +198,16 @@ def test_a_three_channel_checkpoint_adapts_to_other_input_channels(name, in_chan
     source = build(name).state_dict()
     model = build(name, in_channels=in_channels)
     model.load_state_dict(source)
-    key = model.stem_conv_key
-    weight, loaded = source[key], model.state_dict()[key]
-    if in_channels == 1:
-        torch.testing.assert_close(loaded, weight.sum(1, keepdim=True))
-    else:
-        torch.testing.assert_close(loaded, torch.cat([weight, weight[:, :1]], 1) * 3 / 4)
-    assert any(key in m and ('summed' if in_channels == 1 else 'repeated') in m for m in logged), logged
+    keys = model.stem_conv_keys
+    for key in keys:  # every convolution that reads the image
+        weight, loaded = source[key], model.state_dict()[key]
+        if in_channels == 1:
+            torch.testing.assert_close(loaded, weight.sum(1, keepdim=True))
+        else:
+            torch.testing.assert_close(loaded, torch.cat([weight, weight[:, :1]], 1) * 3 / 4)
+        assert any(key in m and ('summed' if in_channels == 1 else 'repeated') in m for m in logged), logged
     for other, value in source.items():
-        if other != key:
+        if other not in keys:
             torch.testing.assert_close(model.state_dict()[other], value, rtol=0, atol=0)
     model.eval()(torch.randn(1, in_channels, 64, 64))
 

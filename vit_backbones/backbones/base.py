@@ -165,8 +165,9 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
     out_norms_attr: ClassVar[Optional[str]] = None
     #: Name of the family's checkpoint layouts in the converter registry.
     checkpoint_family: ClassVar[Optional[str]] = None
-    #: State-dict key of the first convolution, adapted to ``in_channels`` when a checkpoint has another number.
-    stem_conv_key: ClassVar[Optional[str]] = 'patch_embed.proj.weight'
+    #: State-dict keys of the convolutions that read the image, adapted to ``in_channels`` when a checkpoint has
+    #: another number.
+    stem_conv_keys: ClassVar[tuple[str, ...]] = ('patch_embed.proj.weight',)
     #: Version of our state-dict layout; bump it with an :meth:`upgrade_state_dict` step when keys change.
     _version: int = 1
 
@@ -405,21 +406,26 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         return Converted(sd, result.source, result.dropped)
 
     def _adapt_stem(self, sd: dict[str, Any], own: dict[str, Tensor]) -> dict[str, Any]:
-        """Adapt the stem convolution of a checkpoint with another number of input channels (logged)."""
-        key = self.stem_conv_key
-        if key is None or key not in sd or key not in own:
-            return sd
-        weight, target = sd[key], own[key]
-        if weight.ndim != 4 or weight.shape == target.shape or \
-                (weight.shape[0], *weight.shape[2:]) != (target.shape[0], *target.shape[2:]):
-            return sd
+        """Adapt the image convolutions of a checkpoint with another number of input channels (logged)."""
         sd = dict(sd)
-        sd[key] = adapt_input_conv(weight, target.shape[1])
-        how = 'summed over its input channels' if target.shape[1] == 1 else \
-            f'repeated cyclically and scaled by {weight.shape[1]}/{target.shape[1]}'
-        print_log(f'{type(self).__name__}: the checkpoint stem {key} has {weight.shape[1]} input channels and this '
-                  f'model {target.shape[1]}; its weights were {how}', logger='current')
+        for key in self.stem_conv_keys:
+            if key not in sd or key not in own:
+                continue
+            weight, target = sd[key], own[key]
+            if weight.ndim != 4 or weight.shape == target.shape or \
+                    (weight.shape[0], *weight.shape[2:]) != (target.shape[0], *target.shape[2:]):
+                continue
+            sd[key] = adapt_input_conv(weight, target.shape[1])
+            how = 'summed over its input channels' if target.shape[1] == 1 else \
+                f'repeated cyclically and scaled by {weight.shape[1]}/{target.shape[1]}'
+            print_log(f'{type(self).__name__}: the checkpoint stem {key} has {weight.shape[1]} input channels and '
+                      f'this model {target.shape[1]}; its weights were {how}', logger='current')
         return sd
+
+    def own_init_parameters(self) -> list[str]:
+        """Parameters whose random init is the family's own, not :meth:`random_init`'s package-wide rule (the
+        contract tests exempt them from its distribution checks); default: none."""
+        return []
 
     def _convert_on_load(self, module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict,
                          strict: bool, missing_keys: list, unexpected_keys: list, error_msgs: list) -> None:

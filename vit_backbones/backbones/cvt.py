@@ -222,7 +222,7 @@ class CvT(BaseBackbone):
 
     checkpoint_family = 'cvt'
     out_norms_attr = 'norms'
-    stem_conv_key = 'stages.0.patch_embed.proj.weight'
+    stem_conv_keys = ('stages.0.patch_embed.proj.weight',)
 
     def __init__(self, arch: Union[str, dict] = 'cvt-13', in_channels: int = 3, qkv_bias: bool = True,
                  kernel_qkv: int = 3, stride_kv: int = 2, stride_q: int = 1, drop_rate: float = 0.0,

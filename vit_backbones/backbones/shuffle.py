@@ -235,7 +235,7 @@ class ShuffleTransformer(BaseBackbone):
     """
 
     checkpoint_family = 'shuffle'
-    stem_conv_key = 'patch_embed.conv1.weight'
+    stem_conv_keys = ('patch_embed.conv1.weight',)
 
     def __init__(self, arch: Union[str, dict] = 'tiny', in_channels: int = 3, window_size: int = 7,
                  mlp_ratio: float = 4.0, shuffle: bool = True, local_bias: bool = True, drop_rate: float = 0.0,
