@@ -116,13 +116,15 @@ def test_deformable_attention_checks_the_ratio():
 def test_deformable_attention_samples_in_float32_under_autocast():
     ref = liven(randomise(RefMSDeformAttn(DIM, 3, HEADS, POINTS, 0.5), seed=1))
     ours = _load(MSDeformAttn(DIM, HEADS, 3, POINTS, 0.5), ref)
+    torch.manual_seed(0)
     _, _, prior, inject, _ = _inputs()
     query = torch.randn(2, 24, DIM)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = ours(query, inject.reference_points, prior, inject.shapes)
     assert out.dtype == torch.bfloat16
     expected = ref(query, inject.reference_points, prior, *shape_tensors(inject.shapes, prior.device))
-    torch.testing.assert_close(out.float(), expected, rtol=0.05, atol=0.05)
+    # bf16 projections around float32 sampling: errors of a few bf16 ulps (2**-8) of the output's scale
+    assert (out.float() - expected).abs().max() <= 0.05 * expected.abs().max()
 
 
 def test_spatial_prior_module_matches_the_reference():
