@@ -19,61 +19,29 @@ neck and heads, fewer proposals and RoIs, gloo) with the model, optimizer and au
 * Optimizer: AdamW (betas 0.9/0.999, weight decay 0.1) with the recipe's layer-wise lr decay 0.7.
 * Data: large-scale jitter at 128x128 (resize by 0.1-2.0, 128x128 crop, pad to 128x128).
 """
-_base_ = ['./mask-rcnn_pvtv2-b0_demo.py']
+_base_ = ['./mask-rcnn_pvtv2-b0_demo.py', '../_base_/models/vitdet.py']
 
 img_scale = (128, 128)
 channels = 128  # neck and head width (256 in the recipe)
-norm_cfg = dict(type='LN2d', eps=1e-6, requires_grad=True)
+norm_cfg = _base_.vitdet_norm_cfg
 
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='vit_backbones.VisionTransformer',
-        arch='tiny',
-        patch_size=16,
-        pretrain_img_size=img_scale,
-        with_cls_token=False,
-        use_abs_pos=True,
-        use_rel_pos=True,
-        window_size=4,
-        window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10],
-        final_norm=False,
-        interpolate_antialias=False,
-        drop_path_rate=0.1,
-        out_indices=(11, ),
-        init_cfg=None),
-    neck=dict(
-        _delete_=True,
-        type='vit_backbones.SimpleFeaturePyramid',
-        in_channels=192,
-        out_channels=channels,
-        scale_factors=(4.0, 2.0, 1.0, 0.5),
-        in_stride=16,
-        add_p6=True,
-        norm_cfg=norm_cfg),
+        _base_.vitdet_backbone, _delete_=True, arch='tiny', pretrain_img_size=img_scale, window_size=4, init_cfg=None),
+    neck=dict(_base_.vitdet_neck, _delete_=True, in_channels=192, out_channels=channels),
     rpn_head=dict(num_convs=2),
     roi_head=dict(
         bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=channels, norm_cfg=norm_cfg),
         mask_head=dict(norm_cfg=norm_cfg)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=img_scale, ratio_range=(0.1, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=img_scale, recompute_bbox=True,
-         allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+
+def at_demo_size(pipeline: list) -> list:
+    """The recipe's LSJ pipeline with every size argument set to the demo's ``img_scale``."""
+    return [dict(t, **{k: img_scale for k in _base_.lsj_size_keys if k in t}) for t in pipeline]
+
+
+train_pipeline = at_demo_size(_base_.vitdet_lsj_train_pipeline)
+test_pipeline = at_demo_size(_base_.vitdet_lsj_test_pipeline)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

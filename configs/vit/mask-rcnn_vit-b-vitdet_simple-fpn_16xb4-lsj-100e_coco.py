@@ -40,64 +40,31 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/models/vitdet.py',
 ]
 custom_imports = dict(imports=['vit_backbones', 'vit_backbones.engine.safe_checkpoint_io'], allow_failed_imports=False)
 
 pretrained = 'https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth'
-image_size = (1024, 1024)
-norm_cfg = dict(type='LN2d', eps=1e-6, requires_grad=True)  # detectron2's channel LayerNorm (ours)
+norm_cfg = _base_.vitdet_norm_cfg
 
 model = dict(
     backbone=dict(
+        _base_.vitdet_backbone,
         _delete_=True,
-        type='vit_backbones.VisionTransformer',
         arch='base',
-        patch_size=16,
         pretrain_img_size=1024,
-        with_cls_token=False,
-        use_abs_pos=True,
-        use_rel_pos=True,
         window_size=14,
-        window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10],
-        final_norm=False,
-        interpolate_antialias=False,
-        drop_path_rate=0.1,
-        out_indices=(11, ),
         with_cp=False,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(
-        _delete_=True,
-        type='vit_backbones.SimpleFeaturePyramid',
-        in_channels=768,
-        out_channels=256,
-        scale_factors=(4.0, 2.0, 1.0, 0.5),
-        in_stride=16,
-        add_p6=True,
-        norm_cfg=norm_cfg),
+    neck=dict(_base_.vitdet_neck, _delete_=True, in_channels=768, out_channels=256),
     rpn_head=dict(num_convs=2),
     roi_head=dict(
         bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=256, norm_cfg=norm_cfg),
         mask_head=dict(norm_cfg=norm_cfg)))
 
 # Large-scale jitter (the images are padded to 1024x1024 here, so the data preprocessor's divisor-32 pad is a no-op).
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=image_size, recompute_bbox=True,
-         allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='Pad', size=image_size, pad_val=dict(img=(114, 114, 114))),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='Pad', size=image_size, pad_val=dict(img=(114, 114, 114))),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+train_pipeline = _base_.vitdet_lsj_train_pipeline
+test_pipeline = _base_.vitdet_lsj_test_pipeline
 # 16 GPUs x 4 images per GPU = total batch 64.
 train_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -173,6 +173,7 @@ BAD_ARGS: dict[str, list[tuple[dict[str, Any], str]]] = {
     ],
     'VisionTransformer@vitdet': _VIT_BAD + [
         (dict(window_size=0), 'window_size'),
+        (dict(window_pad='kv'), 'window_pad'),
         (dict(output_cls_token=True), 'output_cls_token'),
     ],
     'ViTAdapter': [

@@ -84,13 +84,27 @@ def test_official_options(kwargs):
     _check(model, ref.eval(), torch.randn(2, 3, 64, 96))
 
 
-def test_windowed_blocks_match_where_windows_tile_the_grid():
-    """Windows of 2 tile the 4 x 6 grid; where windows need padding the official model zero-pads q, k, v after the
-    projection and ours pads the normalised tokens before it (see ViTAdapter's docstring)."""
-    ref = reference(seed=2, window_attn=[True, False, True, False], window_size=[2, None, 2, None])
-    model = ours(window_size=2, window_block_indexes=(0, 2))
+@pytest.mark.parametrize('window', [2, 4], ids=['tiling', 'padded'])
+def test_windowed_blocks(window):
+    """Windows of 2 tile the 4 x 6 grid; windows of 4 need padding, where the official model zero-pads q, k, v after
+    the projection (our default ``window_pad='qkv'``)."""
+    ref = reference(seed=2, window_attn=[True, False, True, False], window_size=[window, None, window, None])
+    model = ours(window_size=window, window_block_indexes=(0, 2))
     model.load_state_dict(ref.state_dict(), strict=True)
     _check(model, ref.eval(), torch.randn(2, 3, 64, 96))
+
+
+def test_token_padding_differs_from_the_official_qkv_padding_only_where_windows_pad():
+    """``window_pad='tokens'`` (ViTDet's) pads before the qkv projection: padded keys carry the qkv bias, so the
+    outputs move away from the official ones on a grid the windows do not tile, and not on one they tile."""
+    x = torch.randn(1, 3, 64, 96)
+    for window, same in ((2, True), (4, False)):
+        ref = reference(seed=2, window_attn=[True] * 4, window_size=[window] * 4).eval()
+        model = ours(window_size=window, window_block_indexes=(0, 1, 2, 3), window_pad='tokens').eval()
+        model.load_state_dict(ref.state_dict(), strict=True)
+        with torch.no_grad():
+            close = [torch.allclose(a, b, **TOL) for a, b in zip(model(x), ref(x))]
+        assert all(close) if same else not any(close), (window, close)
 
 
 def test_other_sizes_are_the_official_outputs_on_the_padded_image_cropped():

@@ -23,7 +23,8 @@ What the references compute, and this code with it:
   parameters ``ls{1,2}.gamma``); stochastic depth rising linearly from 0 to ``drop_path_rate`` over the blocks.
 * ViTDet / SAM options (detectron2's names): ``window_size`` with ``window_block_indexes`` (those blocks attend
   within non-overlapping windows; the normalised map is zero-padded at the bottom/right to whole windows, the
-  padded tokens are attended to like any other (as both references do) and cropped after); ``use_rel_pos``
+  padded tokens are attended to like any other (as both references do) and cropped after; ``window_pad='qkv'``
+  zero-pads q, k, v after the projection instead, as the official ViT-Adapter); ``use_rel_pos``
   adds a decomposed relative-position bias from per-block tables ``attn.rel_pos_{h,w}`` sized
   ``2 * window - 1`` (windowed blocks) or ``2 * pretrain grid - 1`` (global blocks), linearly interpolated when
   the grid differs; ``with_cls_token=False`` is the token-free form.
@@ -71,6 +72,7 @@ ARCHS: dict[str, dict[str, Any]] = {
 }
 ARCH_KEYS = ('embed_dim', 'depth', 'num_heads')
 ARCH_OPTIONAL = ('mlp_ratio',)
+WINDOW_PADS = ('tokens', 'qkv')
 
 
 def to_2tuple(value: Union[int, Sequence[int]], name: str) -> tuple[int, int]:
@@ -107,7 +109,10 @@ class ViTAttention(Attention):
 
     def forward(self, x: Tensor, hw: Optional[tuple[int, int]] = None) -> Tensor:  # type: ignore[override]
         """(B, N, C) -> (B, N, C); with relative positions the N tokens are the (h, w) grid ``hw``."""
-        q, k, v = self.project(x)
+        return self.attend_grid(*self.project(x), hw)
+
+    def attend_grid(self, q: Tensor, k: Tensor, v: Tensor, hw: Optional[tuple[int, int]]) -> Tensor:
+        """Projected (B, h, N, d) queries, keys and values over the grid ``hw`` -> (B, N, C), projected out."""
         bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw) if self.use_rel_pos else None
         return self.out(self.attend(q, k, v, bias))
 
@@ -129,15 +134,19 @@ class ViTBlock(BackboneStage):
         norm: Norm name for :func:`~vit_backbones.layers.get_norm_layer`.
         act: MLP activation name.
         fused_attn: Per-module fused/math override.
+        window_pad: How a grid that windows do not tile is padded: ``'tokens'`` zero-pads the normalised tokens
+            before the qkv projection (detectron2, SAM, timm), ``'qkv'`` zero-pads q, k and v after it (the
+            official ViT-Adapter); the two agree where windows tile the grid.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float = 0.0, layer_scale: float = 0.0, window_size: int = 0,
                  rel_pos_size: Optional[tuple[int, int]] = None, norm: str = 'ln_eps6', act: str = 'gelu',
-                 fused_attn: Optional[bool] = None) -> None:
+                 fused_attn: Optional[bool] = None, window_pad: str = 'tokens') -> None:
         super().__init__()
         norm_layer = get_norm_layer(norm)
         self.window_size = window_size
+        self.window_pad = window_pad
         self.norm1 = norm_layer(dim)
         self.attn = ViTAttention(dim, num_heads, qkv_bias, attn_drop, drop, rel_pos_size, fused_attn)
         self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
@@ -155,8 +164,18 @@ class ViTBlock(BackboneStage):
         H, W = hw
         ws = self.window_size
         nh, nw = window_grid(H, ws), window_grid(W, ws)
-        windows = window_partition(pad_to_windows(x.reshape(B, H, W, C), ws), ws)  # (B, N, C) -> (B, nW, ws*ws, C)
-        out = self.attn(windows.flatten(0, 1), (ws, ws))  # (B, nW, ws*ws, C) -> (B*nW, ws*ws, C)
+
+        def windows(t: Tensor) -> Tensor:
+            """(B, N, C) grid tokens -> (B * nW, ws * ws, C) zero-padded windows."""
+            # (B, N, C) -> (B, H, W, C) -> padded -> (B, nW, ws*ws, C) -> (B*nW, ws*ws, C)
+            return window_partition(pad_to_windows(t.reshape(B, H, W, C), ws), ws).flatten(0, 1)
+
+        if self.window_pad == 'qkv':
+            # (B, h, N, d) -> (B, N, h, d) -> (B, N, C) -> windows -> (B*nW, ws*ws, C) -> (B*nW, h, ws*ws, d)
+            q, k, v = (self.attn._heads(windows(t.transpose(1, 2).reshape(B, H * W, C))) for t in self.attn.project(x))
+            out = self.attn.attend_grid(q, k, v, (ws, ws))  # (B*nW, ws*ws, C)
+        else:
+            out = self.attn(windows(x), (ws, ws))  # (B*nW, ws*ws, C)
         out = window_reverse(out.reshape(B, nh * nw, ws * ws, C), ws, nh, nw)  # -> (B, nh*ws, nw*ws, C)
         return out[:, :H, :W].reshape(B, H * W, C)  # crop the padding: (B, H, W, C) -> (B, N, C)
 
@@ -192,6 +211,8 @@ class VisionTransformer(BaseBackbone):
         drop_path_rate: Stochastic depth, rising linearly from 0 over the blocks.
         window_size: Window side of the blocks in ``window_block_indexes`` (needs ``with_cls_token=False``).
         window_block_indexes: Blocks that attend within windows; the others attend globally.
+        window_pad: Padding of grids the windows do not tile: ``'tokens'`` zero-pads the normalised tokens before
+            the qkv projection (detectron2 / SAM / timm), ``'qkv'`` zero-pads q, k, v after it (official ViT-Adapter).
         use_rel_pos: Decomposed relative-position bias in every block (needs ``with_cls_token=False``).
         final_norm: LayerNorm on the last block's output (timm's ``norm``).
         output_cls_token: Return the last output's prefix tokens after the maps, each (B, C).
@@ -217,9 +238,10 @@ class VisionTransformer(BaseBackbone):
                  with_cls_token: bool = True, use_abs_pos: bool = True, qkv_bias: bool = True, patch_bias: bool = True,
                  layer_scale_init_value: float = 0.0, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, window_size: int = 0, window_block_indexes: Sequence[int] = (),
-                 use_rel_pos: bool = False, final_norm: bool = True, output_cls_token: bool = False,
-                 interpolate_mode: str = 'bicubic', interpolate_antialias: bool = True, norm: str = 'ln_eps6',
-                 act: str = 'gelu', out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1,
+                 window_pad: str = 'tokens', use_rel_pos: bool = False, final_norm: bool = True,
+                 output_cls_token: bool = False, interpolate_mode: str = 'bicubic',
+                 interpolate_antialias: bool = True, norm: str = 'ln_eps6', act: str = 'gelu',
+                 out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
                  init_cfg: Union[dict, list, None] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
@@ -243,6 +265,8 @@ class VisionTransformer(BaseBackbone):
             raise ValueError(f'window_block_indexes must be block indices in [0, {depth - 1}], got {window_blocks!r}')
         if window_blocks and not window_size:
             raise ValueError(f'window_block_indexes {window_blocks} need window_size >= 1, got {window_size}')
+        if window_pad not in WINDOW_PADS:
+            raise ValueError(f'window_pad must be one of {WINDOW_PADS}, got {window_pad!r}')
         if distilled and not with_cls_token:
             raise ValueError('distilled=True adds a distillation token beside the cls token; it needs '
                              'with_cls_token=True')
@@ -272,7 +296,7 @@ class VisionTransformer(BaseBackbone):
             ViTBlock(dim, heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rates[i], layer_scale_init_value,
                      window_size if i in window_blocks else 0,
                      ((window_size, window_size) if i in window_blocks else grid) if use_rel_pos else None,
-                     norm, act, fused_attn)
+                     norm, act, fused_attn, window_pad)
             for i in range(num_built)])
         self.norm = get_norm_layer(norm)(dim) if final_norm and num_built == depth else nn.Identity()
         self.out_channels = tuple(dim for _ in self.out_indices)

@@ -440,9 +440,10 @@ class ViTAdapter(VisionTransformer):
             projections on load); ``1.0`` is the official ``layer_scale=True``.
         drop_path_rate: Stochastic depth of the ViT blocks (linear from 0) and of every extractor's ConvFFN branch
             (this rate itself, as the official model does).
-        window_size, window_block_indexes: Windowed ViT blocks (official ``window_attn`` / ``window_size``); our
-            windows pad the normalised tokens, the official ones zero-pad q, k, v: they agree where windows tile
-            the token grid.
+        window_size, window_block_indexes: Windowed ViT blocks (official ``window_attn`` / ``window_size``).
+        window_pad: ``'qkv'`` zero-pads q, k and v to whole windows after the projection (the official windowed
+            attention); ``'tokens'`` pads the normalised tokens before it, as ViTDet does. They agree where the
+            windows tile the token grid.
         interaction_indexes: ``[first, last]`` ViT block of each interaction; None: four equal groups.
         conv_inplane: Width of the spatial prior's stem.
         n_points: Deformable sampling points per head and level.
@@ -474,8 +475,9 @@ class ViTAdapter(VisionTransformer):
                  pretrain_img_size: Union[int, Sequence[int]] = 224, qkv_bias: bool = True, patch_bias: bool = True,
                  layer_scale_init_value: float = 0.0, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, window_size: int = 0, window_block_indexes: Sequence[int] = (),
-                 use_rel_pos: bool = False, interaction_indexes: Optional[Sequence[Sequence[int]]] = None,
-                 conv_inplane: int = 64, n_points: int = 4, deform_num_heads: int = 6, init_values: float = 0.0,
+                 window_pad: str = 'qkv', use_rel_pos: bool = False,
+                 interaction_indexes: Optional[Sequence[Sequence[int]]] = None, conv_inplane: int = 64,
+                 n_points: int = 4, deform_num_heads: int = 6, init_values: float = 0.0,
                  with_cffn: bool = True, cffn_ratio: float = 0.25, deform_ratio: float = 1.0,
                  add_vit_feature: bool = True, vit_feature: str = 'last', use_extra_extractor: bool = True,
                  norm_cfg: Optional[dict] = None, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
@@ -496,8 +498,8 @@ class ViTAdapter(VisionTransformer):
                          use_abs_pos=True, qkv_bias=qkv_bias, patch_bias=patch_bias,
                          layer_scale_init_value=layer_scale_init_value, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, window_size=window_size,
-                         window_block_indexes=window_block_indexes, use_rel_pos=use_rel_pos, final_norm=False,
-                         interpolate_mode='bicubic', interpolate_antialias=False, out_indices=-1,
+                         window_block_indexes=window_block_indexes, window_pad=window_pad, use_rel_pos=use_rel_pos,
+                         final_norm=False, interpolate_mode='bicubic', interpolate_antialias=False, out_indices=-1,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, fused_attn=fused_attn,
                          init_cfg=init_cfg)
         dim = self.embed_dim
