@@ -1,6 +1,8 @@
 # Developer entry points. `make test` is what CI runs (see .ci/run).
 #   make install  create .venv (if missing) and install everything into it
-#   make test     install, then lint (ruff.toml) and run the test suite
+#   make test     install, then lint (ruff.toml) and run the test suite (per-family sweeps in
+#                 their short form: see tests/conftest.py)
+#   make test-full the same with every per-family sweep (--full; about 4 more minutes)
 #   make demo     install, then run tools/demo.sh (data, training, evaluation);
 #                 DEMO_CONFIG=configs/demo/cvt13_upernet_demo.py picks another demo
 #   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)
@@ -12,7 +14,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-det clean distclean
+.PHONY: install test test-full demo demo-det clean distclean
 
 install: $(STAMP)
 
@@ -24,6 +26,10 @@ $(STAMP): setup.py tools/install.sh
 test: install
 	$(VPY) -m ruff check .
 	$(VPY) -m pytest tests -q -p no:cacheprovider
+
+test-full: install
+	$(VPY) -m ruff check .
+	$(VPY) -m pytest tests -q -p no:cacheprovider --full
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo.sh $(DEMO_CONFIG)

@@ -7,6 +7,10 @@ which runs
     python tools/train.py configs/demo/mask-rcnn_vit-t-vitdet_demo.py --work-dir work_dirs/mask-rcnn_vit-t-vitdet_demo
     python tools/test.py configs/demo/mask-rcnn_vit-t-vitdet_demo.py work_dirs/mask-rcnn_vit-t-vitdet_demo/epoch_6.pth
 
+Measured on a 2-core AMD EPYC (no GPU; the PVTv2 demo took 11 min there): 1.3-1.7 s per iteration, 16 min 52 s in
+all; box mAP 0.027 (AP50 0.093), mask mAP 0.018 on the 50 validation images. From scratch in 600 iterations a
+plain ViT learns little (ViTDet's results rest on MAE pre-training); the demo shows that the recipe runs end to end.
+
 This is the PVTv2 detection demo (``mask-rcnn_pvtv2-b0_demo.py``: the same data, 128x128 images, batch 4 in one
 process, 6 epochs of 100 iterations, lr 4e-4 with 100 warmup iterations and steps after epochs 4 and 5, 128-channel
 neck and heads, fewer proposals and RoIs, gloo) with the model, optimizer and augmentation of

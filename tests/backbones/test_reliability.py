@@ -159,6 +159,7 @@ def test_onnx_export_with_dynamic_sizes_matches_onnxruntime(name, tmp_path):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.sweep
 @pytest.mark.parametrize('name', NAMES)
 def test_compile_has_no_graph_break_and_recompiles_once_for_new_sizes(name):
     from torch._dynamo.testing import CompileCounter
@@ -213,6 +214,7 @@ def test_a_three_channel_checkpoint_adapts_to_other_input_channels(name, in_chan
 
 
 @pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize('name', NAMES)
 def test_onnx_dynamo_export_with_dynamic_sizes_matches_onnxruntime(name, tmp_path):
     """torch.export-based ONNX export: an example and Dim ranges that keep every map and window grid wider than 1

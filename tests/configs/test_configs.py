@@ -102,7 +102,7 @@ SEG_DEMOS = {  # demo config -> (its recipe alias, backbone type, arch, iteratio
     'demo/swin_t_upernet_demo.py': ('swin_t_upernet.py', 'SwinTransformer', 'tiny', 900),
     'demo/shuffle_t_upernet_demo.py': ('shuffle_t_upernet.py', 'ShuffleTransformer', 'tiny', 750),
     'demo/cvt13_upernet_demo.py': ('cvt13_upernet.py', 'CvT', 'cvt-13', 1320),
-    'demo/vit-adapter-s_upernet_demo.py': ('vit_adapter_s_upernet.py', 'ViTAdapter', 'small', 900),
+    'demo/vit-adapter-s_upernet_demo.py': ('vit_adapter_s_upernet.py', 'ViTAdapter', 'small', 720),
 }
 
 
