@@ -11,6 +11,11 @@ Example:
     python tools/benchmark.py --model swin_t --size 512 512 --batch 1 --mode train
     python tools/benchmark.py --model shuffle_t --size 224 224 --memory
     python tools/benchmark.py --model vit_b16 --size 512 512
+    python tools/benchmark.py --model vit_b_r50 --size 384 384
+    python tools/benchmark.py --model levit_256 --size 224 224
+    python tools/benchmark.py --model cait_s24 --size 224 224
+    python tools/benchmark.py --model deepvit_s --size 224 224
+    python tools/benchmark.py --model pcpvt_s --size 512 512
     python tools/benchmark.py --model swin_t --size 224 224 --device cuda --amp
 """
 import argparse
@@ -27,7 +32,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import vit_backbones  # noqa: F401
-from vit_backbones.backbones import CvT, ShuffleTransformer, SwinTransformer, VisionTransformer
+from vit_backbones.backbones import CaiT, CvT, LeViT, ShuffleTransformer, SwinTransformer, VisionTransformer
+from vit_backbones.backbones.vit_hybrid import HybridVisionTransformer
 
 SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
 
@@ -89,8 +95,124 @@ def vit_b16_candidates() -> dict[str, Callable[[], nn.Module]]:
     return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_vit, 'mmseg': mmseg_vit}
 
 
+class _TimmFixedSize(nn.Module):
+    """A timm model that runs at its ``img_size`` only (LeViT's bias grids, CaiT's position table), returning its
+    intermediate maps (``forward_intermediates``), rebuilt for the input size.
+
+    The first call at another size builds a fresh (random) model for it: one build, in the warm-up.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.size: tuple[int, ...] = (224, 224)
+        self.model = self._build()
+
+    def _build(self) -> nn.Module:
+        import timm
+        return timm.create_model(self.name, num_classes=0, img_size=self.size)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if tuple(x.shape[-2:]) != self.size:
+            self.size = tuple(x.shape[-2:])
+            self.model = self._build().to(x.device).train(self.training)
+        return self.model.forward_intermediates(x, intermediates_only=True)
+
+
+def cait_s24_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """CaiT-S24 (the 24 talking-heads blocks; no class attention): ours (its talking heads always take the math
+    path; the position grid resized to the input) and timm ``cait_s24_224`` built for the input size (every block's
+    map through ``forward_intermediates``, which stops before the class-attention blocks)."""
+    return {'ours': lambda: CaiT('s24'), 'timm': lambda: _TimmFixedSize('cait_s24_224')}
+
+
+def levit_256_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """LeViT-256 (three stage maps): ours (fused and math attention; bias tables resized to the input at every
+    forward) and timm ``levit_256`` built for the input size (math attention only; no resize)."""
+    def ours(fused: bool) -> nn.Module:
+        return LeViT('256', fused_attn=fused)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False),
+            'timm': lambda: _TimmFixedSize('levit_256')}
+
+
+def vit_b_r50_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """R50+ViT-B/16 (last block's map; the position grid of 384 resized to the input): ours (fused and math
+    attention) and timm's ``vit_base_r50_s16_384`` (``dynamic_img_size``, the same resize; ``dynamic_img_pad``)."""
+    def ours(fused: bool) -> nn.Module:
+        return HybridVisionTransformer('base_r50_s16', pretrain_img_size=384, fused_attn=fused)
+
+    def timm_hybrid() -> nn.Module:
+        import timm
+        return timm.create_model('vit_base_r50_s16_384', num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_hybrid}
+
+
+def ceit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """CeiT-S (last block's patch-token map; I2T stem, LeFF blocks, no LCA): ours (fused and math attention) against
+    timm's ``deit_small_patch16_224`` (``dynamic_img_size``), the closest peer at similar FLOPs (4.6G against CeiT-S's
+    4.5G in the papers). timm has no CeiT and CeiT has no public code, so no same-architecture reference exists."""
+    def ours(fused: bool) -> nn.Module:
+        from vit_backbones.backbones.ceit import CeiT
+        return CeiT('small', fused_attn=fused)
+
+    def timm_deit() -> nn.Module:
+        import timm
+        return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+
+
+def deepvit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """DeepViT-S (last block's map; conv stem, re-attention in blocks 11-15): ours (fused and math attention in the
+    eleven plain blocks; re-attention always runs the math path) against timm's ``deit_small_patch16_224``
+    (``dynamic_img_size``), the closest peer: timm has no DeepViT, and DeiT-S is the plain ViT of about the same
+    width and FLOPs (384 channels, 12 blocks against DeepViT-S's 396 and 16 of MLP ratio 3)."""
+    def ours(fused: bool) -> nn.Module:
+        from vit_backbones.backbones.deepvit import DeepViT
+        return DeepViT('s', fused_attn=fused)
+
+    def timm_deit() -> nn.Module:
+        import timm
+        return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+
+
+def pcpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """Twins-PCPVT-S (four stage maps): ours (fused and math attention) and timm's ``twins_pcpvt_small``
+    (``features_only``: its four stage maps; timm floors sizes its strides do not divide, ours pads them)."""
+    def ours(fused: bool) -> nn.Module:
+        from vit_backbones.backbones.cpvt import CPVT
+        return CPVT('pcpvt_small', fused_attn=fused)
+
+    def timm_pcpvt() -> nn.Module:
+        import timm
+        return timm.create_model('twins_pcpvt_small', num_classes=0, features_only=True)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_pcpvt}
+
+
+def cpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
+    """CPVT-S (last block's map; PEG after block 0, no position table): ours (fused and math attention) against
+    timm's ``deit_small_patch16_224`` (``dynamic_img_size``: its position table resized to the input), the same
+    network with a position table instead of the PEG; timm has no plain CPVT."""
+    def ours(fused: bool) -> nn.Module:
+        from vit_backbones.backbones.cpvt import CPVT
+        return CPVT('small', fused_attn=fused)
+
+    def timm_deit() -> nn.Module:
+        import timm
+        return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
+
+    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+
+
 MODELS = {'swin_t': swin_t_candidates, 'shuffle_t': shuffle_t_candidates, 'cvt_13': cvt_13_candidates,
-          'vit_b16': vit_b16_candidates}
+          'vit_b16': vit_b16_candidates, 'cait_s24': cait_s24_candidates, 'levit_256': levit_256_candidates,
+          'vit_b_r50': vit_b_r50_candidates, 'ceit_s': ceit_s_candidates,
+          'deepvit_s': deepvit_s_candidates, 'pcpvt_s': pcpvt_s_candidates, 'cpvt_s': cpvt_s_candidates}
 
 
 def gmacs(model: nn.Module, x: torch.Tensor) -> float:

@@ -21,9 +21,14 @@ NAMES = sorted(TINY)
 SIZES = [(1, 1), (7, 7), (28, 28), (31, 31), (33, 517), (1023, 65), (200, 28), (1, 64)]
 
 
-# The TorchScript exporter has no antialiased bicubic resize: ViTs export with mmseg's resizing there (the dynamo
-# exporter takes the default; test_vit.py checks the clear error).
-LEGACY_ONNX_ARGS = {'VisionTransformer': dict(interpolate_antialias=False)}
+# The TorchScript exporter has no antialiased bicubic resize: ViTs export with mmseg's resizing there, LeViT with
+# plain bicubic bias tables (the dynamo exporter takes the default; test_vit.py / test_levit.py check the clear error).
+LEGACY_ONNX_ARGS = {'VisionTransformer': dict(interpolate_antialias=False),
+                    'HybridVisionTransformer': dict(interpolate_antialias=False),
+                    'LeViT': dict(interpolate_antialias=False),
+                    'CaiT': dict(interpolate_antialias=False),
+                    'CeiT': dict(interpolate_antialias=False),
+                    'DeepViT': dict(interpolate_antialias=False)}
 
 
 def build(name: str, **overrides) -> BaseBackbone:

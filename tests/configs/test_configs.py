@@ -34,10 +34,25 @@ TINY_DET_ARCHS = {'SwinTransformer': TINY_ARCH, 'PyramidVisionTransformer': _PVT
                   'ShuffleTransformer': dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4),
                                              dims=(16, 32, 64, 128), token_dim=8),
                   'CvT': dict(embed_dims=(16, 32, 64), depths=(1, 1, 1), num_heads=(1, 2, 2)),
+                  # all 24 blocks: the CaiT recipe outputs blocks 5, 11, 17, 23 of CaiT-S24
+                  # LayerScale 0.1, not the preset's 1e-5: gradients that small leave some weights unmoved in
+                  # float32 after one step
+                  'CaiT': dict(embed_dim=32, depth=24, num_heads=2, mlp_ratio=2.0, init_values=0.1),
+                  # all 12 blocks: the CeiT recipe outputs blocks 2, 5, 8, 11 of CeiT-S
+                  'CeiT': dict(embed_dim=32, depth=12, num_heads=2, mlp_ratio=2.0),
+                  # all 16 blocks, the S form (conv stem, re-attention from block 11): the recipe outputs 3, 7, 11, 15
+                  'DeepViT': dict(embed_dim=24, depth=16, num_heads=2, mlp_ratio=2.0, re_attention_start=11,
+                                  transform_scale=True, scale_adjustment=0.5, conv_stem=True),
                   # all 12 blocks: the recipes name blocks (out_indices, window blocks, interactions) of a 12-block ViT
                   'VisionTransformer': dict(embed_dim=32, depth=12, num_heads=2, mlp_ratio=2.0),
+                  # 12 blocks and two ResNet stages at least: the recipe names blocks 8, 11 and stages 0, 1
+                  'HybridVisionTransformer': dict(embed_dim=32, depth=12, num_heads=2, mlp_ratio=2.0,
+                                                  cnn_depths=(1, 1, 1), stem_width=32, cnn_widths=(128, 128, 256)),
                   # 48 channels: the recipes' 6 deformable heads divide them
-                  'ViTAdapter': dict(embed_dim=48, depth=12, num_heads=3, mlp_ratio=2.0)}
+                  'ViTAdapter': dict(embed_dim=48, depth=12, num_heads=3, mlp_ratio=2.0),
+                  'LeViT': dict(embed_dims=(16, 24, 32), key_dim=8, num_heads=(2, 3, 2), depths=(1, 1, 1)),
+                  # all 12 blocks: the CPVT-S recipe outputs blocks 2, 5, 8, 11
+                  'CPVT': dict(embed_dim=32, depth=12, num_heads=2, mlp_ratio=2.0)}
 DET_RECIPES = {  # config -> (backbone type, arch, head, lr, weight decay, neck start level)
     'swin/mask-rcnn_swin-t_fpn_1x_coco.py': ('SwinTransformer', 'tiny', 'MaskRCNN', 1e-4, 0.05, 0),
     'swin/mask-rcnn_swin-t_fpn_ms-crop-3x_coco.py': ('SwinTransformer', 'tiny', 'MaskRCNN', 1e-4, 0.05, 0),
@@ -79,7 +94,13 @@ SEG_ALIASES = {'swin_t_upernet.py': 'swin/swin-t_upernet_8xb2-160k_ade20k-512x51
                'shuffle_t_upernet.py': 'shuffle/shuffle-t_upernet_8xb2-160k_ade20k-512x512.py',
                'cvt13_upernet.py': 'cvt/cvt-13_upernet_8xb2-160k_ade20k-512x512.py',
                'deit_s_upernet.py': 'vit/deit-s_mln_upernet_8xb2-160k_ade20k-512x512.py',
-               'vit_adapter_s_upernet.py': 'vit_adapter/vit-adapter-s_upernet_8xb2-160k_ade20k-512x512.py'}
+               'vit_hybrid_b_r50_upernet.py': 'vit_hybrid/vit-b-r50-s16_upernet_8xb2-160k_ade20k-512x512.py',
+               'cait_s24_upernet.py': 'cait/cait-s24_mln_upernet_8xb2-160k_ade20k-512x512.py',
+               'ceit_s_upernet.py': 'ceit/ceit-s_mln_upernet_8xb2-160k_ade20k-512x512.py',
+               'deepvit_s_upernet.py': 'deepvit/deepvit-s_mln_upernet_8xb2-160k_ade20k-512x512.py',
+               'vit_adapter_s_upernet.py': 'vit_adapter/vit-adapter-s_upernet_8xb2-160k_ade20k-512x512.py',
+               'levit_256_upernet.py': 'levit/levit-256_upernet_8xb2-160k_ade20k-512x512.py',
+               'cpvt_s_upernet.py': 'cpvt/cpvt-s_mln_upernet_8xb2-160k_ade20k-512x512.py'}
 # Segmentation recipes of the plain-ViT backbones, on the Swin-T recipe's schedule (test_vit_segmentation_recipe):
 # backbone type, arch, drop-path, the checkpoint (DeiT-S, official), the auxiliary head's input level and the
 # optimizer's layer decay rate (None: mmseg's custom no-decay keys instead).
@@ -139,12 +160,15 @@ def _build_tiny(cfg: Config) -> torch.nn.Module:
 
 
 def _forward(model: torch.nn.Module, num_classes: int) -> None:
-    """Logits at stride 4 of a 72x60 image: ``ceil(side / 4)``, or through a neck that upsamples a stride-16 map by
-    4, ``4 * ceil(side / 16)`` (a ViT's grid covers the padded image)."""
+    """Logits of a 72x60 image at the stride of the backbone's first level (4 for the pyramids, 16 for LeViT):
+    ``ceil(side / stride)``, or through a neck that upsamples a stride-16 map by 4, ``4 * ceil(side / 16)`` (a ViT's
+    grid covers the padded image)."""
     model.eval()
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 72, 60), mode='tensor')
-    assert logits.shape == ((1, num_classes, 20, 16) if model.with_neck else (1, num_classes, 18, 15))
+    stride = model.backbone.out_strides[0]
+    assert logits.shape == ((1, num_classes, 20, 16) if model.with_neck
+                            else (1, num_classes, -(-72 // stride), -(-60 // stride)))
     assert torch.isfinite(logits).all()
 
 
@@ -175,7 +199,11 @@ def _train_step(model: torch.nn.Module, cfg: Config, num_classes: int) -> None:
     loss, _ = model.parse_losses(model.loss(torch.randn(2, 3, h, w), samples))
     assert torch.isfinite(loss)
     optim.update_params(loss)
-    assert all(not torch.equal(a, p) for a, p in zip(before, trainable))  # every backbone parameter moved
+    names = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
+    # talking heads' pre-softmax bias (CaiT's attn.proj_l.bias) shifts every logit of a head alike: the softmax
+    # cancels it, its gradient is zero up to rounding, and it starts at zero, so weight decay leaves it there too
+    stuck = [n for n, a, p in zip(names, before, trainable) if torch.equal(a, p) and not n.endswith('attn.proj_l.bias')]
+    assert not stuck, stuck  # every backbone parameter moved
 
 
 def _build_tiny_detector(cfg: Config) -> torch.nn.Module:
@@ -308,7 +336,10 @@ def test_segmentation_aliases(alias: str) -> None:
 NO_DECAY_KEY_CONFIGS = {'swin_t_upernet.py': dict(use_abs_pos_embed=True),
                         'swin_t_mask_rcnn.py': dict(use_abs_pos_embed=True),
                         'shuffle_t_upernet.py': {}, 'shuffle_t_mask_rcnn.py': {},
-                        'cvt13_upernet.py': {}, 'cvt13_mask_rcnn.py': {}, 'deit_s_upernet.py': {}}
+                        'cvt13_upernet.py': {}, 'cvt13_mask_rcnn.py': {}, 'deit_s_upernet.py': {},
+                        'ceit_s_upernet.py': {},
+                        'vit_hybrid_b_r50_upernet.py': {}, 'deepvit_s_upernet.py': {},
+                        'levit_256_upernet.py': {}, 'cpvt_s_upernet.py': {}}
 
 
 @pytest.mark.parametrize('name', sorted(NO_DECAY_KEY_CONFIGS))
@@ -510,15 +541,19 @@ def test_mmdet_bases_with_scoped_type(tmp_path: Path) -> None:
 
 
 RECIPES = [p for p in CONFIGS if 'demo' not in p.relative_to(REPO / 'configs').parts]
-NO_DECAY_KINDS = ('relative_position_bias_table', 'absolute_pos_embed', 'pos_embed', 'cls_token', 'level_embed')
+NO_DECAY_KINDS = ('relative_position_bias_table', 'absolute_pos_embed', 'pos_embed', 'cls_token', 'level_embed',
+                  'attention_biases', 'pos_block')
 LAYER_DECAY = 'vit_backbones.LayerDecayOptimWrapperConstructor'
 
 
 def _backbone_archs(type_name: str) -> dict:
-    from vit_backbones.backbones import cvt, pvt, shuffle, swin, vit
+    from vit_backbones.backbones import cait, ceit, cpvt, cvt, deepvit, levit, pvt, shuffle, swin, vit, vit_hybrid
     return {'SwinTransformer': swin.ARCHS, 'PyramidVisionTransformer': pvt.V1_ARCHS,
             'PyramidVisionTransformerV2': pvt.V2_ARCHS, 'ShuffleTransformer': shuffle.ARCHS,
-            'CvT': cvt.ARCHS, 'VisionTransformer': vit.ARCHS, 'ViTAdapter': vit.ARCHS}[type_name]
+            'CvT': cvt.ARCHS, 'VisionTransformer': vit.ARCHS, 'ViTAdapter': vit.ARCHS, 'CaiT': cait.ARCHS,
+            'CeiT': ceit.ARCHS, 'LeViT': levit.ARCHS, 'HybridVisionTransformer': vit_hybrid.ARCHS,
+            'DeepViT': deepvit.ARCHS,
+            'CPVT': cpvt.ARCHS}[type_name]
 
 
 def _expected_drop_path(type_name: str, depths: list[int], rate: float) -> tuple[str, list[list[float]]]:
@@ -528,8 +563,12 @@ def _expected_drop_path(type_name: str, depths: list[int], rate: float) -> tuple
     if type_name == 'ShuffleTransformer':
         per_stage = torch.linspace(0, rate, len(depths)).tolist()
         return 'drop_path', [[per_stage[i]] * d for i, d in enumerate(depths)]
+    if type_name == 'CaiT':  # the same rate in every self-attention block (CaiT's rule)
+        return 'drop_path1', [[rate] * d for d in depths]
     if type_name == 'CvT':
         return 'drop_path', [[0.0] * d for d in depths[:-1]] + [torch.linspace(0, rate, depths[-1]).tolist()]
+    if type_name == 'LeViT':  # one rate for every residual branch (timm's and the official rule)
+        return 'drop_path1', [[rate] * d for d in depths]
     rates = torch.linspace(0, rate, sum(depths)).tolist()
     bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
     return 'drop_path1', [rates[bounds[i]:bounds[i + 1]] for i in range(len(depths))]
@@ -552,6 +591,7 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
     from mmengine.optim import build_optim_wrapper
     from torch.nn.modules.batchnorm import _BatchNorm
 
+    from vit_backbones.backbones.cait import CaiT
     from vit_backbones.backbones.vit import VisionTransformer
     from vit_backbones.layers import DropPath
     cfg = Config.fromfile(str(path))
@@ -562,7 +602,8 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
     backbone, bcfg = model.backbone, cfg.model.backbone
     type_name = bcfg.type.split('.')[-1]
     preset = _backbone_archs(type_name)[bcfg.arch]
-    if isinstance(backbone, VisionTransformer):  # every block is a stage: one group of blocks
+    plain = isinstance(backbone, (VisionTransformer, CaiT)) or 'depth' in preset  # e.g. plain CPVT
+    if plain:  # every block is a stage: one group of blocks
         depths, stage_blocks = [preset['depth']], [list(backbone.blocks)]
     else:
         depths, stage_blocks = list(preset['depths']), [list(stage.blocks) for stage in backbone.stage_list()]
@@ -580,9 +621,9 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
         assert len(probs) == len(bcfg.interaction_indexes) + 2  # one per extractor, two extra in the last
         assert set(probs) == {bcfg.drop_path_rate}
     blocks = [block for blocks in stage_blocks for block in blocks]
-    if isinstance(backbone, VisionTransformer):  # windowed blocks by index, the others global
+    if plain:  # windowed blocks by index, the others global
         windowed = set(bcfg.get('window_block_indexes', []))
-        assert [b.window_size for b in blocks] == [bcfg.window_size if i in windowed else 0
+        assert [getattr(b, 'window_size', 0) for b in blocks] == [bcfg.window_size if i in windowed else 0  # CeiT: none
                                                    for i in range(len(blocks))]
         assert {b.attn.use_rel_pos for b in blocks} == {bcfg.get('use_rel_pos', False)}
     elif hasattr(blocks[0].attn, 'window_size'):
@@ -607,7 +648,7 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
                                                                       'rel_pos_w')
             assert decay[id(param)] == (0.0 if no_decay else base), name
         return
-    # A recipe with custom keys exempts every norm of the backbone (LayerNorm and BatchNorm alike) and the
+    # A recipe with custom keys exempts every norm of the backbone (LayerNorm, GroupNorm, BatchNorm alike) and the
     # position tables / embeddings / cls token it names; every other parameter, biases and all parameters outside
     # the backbone included, keeps the base weight decay. Two official ViT-Adapter rules: 'bias' exempts every bias
     # of the model; the spatial prior's BatchNorms (``spm.stem.1`` ...: no 'norm' in their names) keep weight decay
@@ -617,7 +658,7 @@ def test_recipe_builds_the_model_and_optimizer_it_states(path: Path) -> None:
     modules = dict(model.named_modules())
     for name, param in model.named_parameters():
         owner = modules[name.rsplit('.', 1)[0]]
-        is_norm = isinstance(owner, (torch.nn.LayerNorm, _BatchNorm))
+        is_norm = isinstance(owner, (torch.nn.LayerNorm, torch.nn.GroupNorm, _BatchNorm))
         in_backbone = name.startswith('backbone.')
         no_decay = in_backbone and ((exempt_norms and is_norm) or any(kind in name for kind in exempt_kinds))
         if type_name == 'ViTAdapter' and name.startswith('backbone.spm.'):

@@ -403,7 +403,18 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
             sd = self.upgrade_state_dict(sd, version)
         sd = self.adapt_state_dict(sd, own)
         sd = self._adapt_stem(sd, own)
-        return Converted(sd, result.source, result.dropped)
+        dropped = dict(result.dropped)
+        for key in [k for k in sd if k not in own]:  # parts this configuration does not build: left out, with why
+            reason = self.unbuilt_reason(key)
+            if reason is not None:
+                dropped[key] = reason
+                del sd[key]
+        return Converted(sd, result.source, dropped)
+
+    def unbuilt_reason(self, key: str) -> Optional[str]:
+        """Why a converted checkpoint key absent from this model belongs to a part this configuration does not
+        build (a classification head, blocks after the last output), or None (then strict loading reports it)."""
+        return None
 
     def _adapt_stem(self, sd: dict[str, Any], own: dict[str, Tensor]) -> dict[str, Any]:
         """Adapt the image convolutions of a checkpoint with another number of input channels (logged)."""

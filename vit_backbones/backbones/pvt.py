@@ -200,6 +200,21 @@ class PvtStage(BackboneStage):
         return self.norm(x).reshape(B, H, W, C)  # (B, N, C) -> (B, H, W, C)
 
 
+def check_pyramid_arch(cfg: dict[str, Any]) -> tuple[tuple, tuple, tuple, tuple, tuple]:
+    """Validate a PVT-style arch dict (one entry per stage); returns (embed_dims, depths, num_heads, mlp_ratios,
+    sr_ratios), raising a ValueError that names the entry otherwise."""
+    num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
+    dims = check_per_stage(cfg, 'embed_dims', num_stages)
+    depths = check_per_stage(cfg, 'depths', num_stages)
+    heads = check_per_stage(cfg, 'num_heads', num_stages)
+    mlp_ratios = check_per_stage(cfg, 'mlp_ratios', num_stages, minimum=None, integer=False)
+    if any(r <= 0 for r in mlp_ratios):
+        raise ValueError(f"arch['mlp_ratios'] entries must be positive numbers, got {mlp_ratios!r}")
+    sr_ratios = check_per_stage(cfg, 'sr_ratios', num_stages)
+    check_heads_divide(dims, heads, "arch['embed_dims']")
+    return dims, depths, heads, mlp_ratios, sr_ratios
+
+
 class _PvtBase(BaseBackbone):
     """Shared body of PVT v1 and v2 (see the module docstring for their differences)."""
 
@@ -212,15 +227,8 @@ class _PvtBase(BaseBackbone):
                  norm_eval: bool, with_cp: bool, fused_attn: Optional[bool], act: str,
                  init_cfg: Union[dict, list, None]) -> None:
         cfg = resolve_arch(arch, archs, ARCH_KEYS, optional=('linear',) if self.version == 2 else ())
-        num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
-        dims = check_per_stage(cfg, 'embed_dims', num_stages)
-        depths = check_per_stage(cfg, 'depths', num_stages)
-        heads = check_per_stage(cfg, 'num_heads', num_stages)
-        mlp_ratios = check_per_stage(cfg, 'mlp_ratios', num_stages, minimum=None, integer=False)
-        if any(r <= 0 for r in mlp_ratios):
-            raise ValueError(f"arch['mlp_ratios'] entries must be positive numbers, got {mlp_ratios!r}")
-        sr_ratios = check_per_stage(cfg, 'sr_ratios', num_stages)
-        check_heads_divide(dims, heads, "arch['embed_dims']")
+        dims, depths, heads, mlp_ratios, sr_ratios = check_pyramid_arch(cfg)
+        num_stages = len(depths)
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         linear = bool(cfg.get('linear', False))

@@ -96,12 +96,17 @@ class ViTAttention(Attention):
         proj_drop: Dropout after the output projection.
         rel_pos_size: Grid (h, w) the relative tables are learned for; None: no relative positions.
         fused_attn: Per-module fused/math override.
+        talking_heads: CaiT's talking-heads mixing around the softmax (``attn.proj_l`` / ``attn.proj_w``).
+        re_attention: DeepViT's re-attention of the softmaxed map (``attn.reatten_matrix`` / ``attn.var_norm``).
+        reatten_scale: Factor after the re-attention norm.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
                  proj_drop: float = 0.0, rel_pos_size: Optional[tuple[int, int]] = None,
-                 fused_attn: Optional[bool] = None) -> None:
-        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn=fused_attn)
+                 fused_attn: Optional[bool] = None, talking_heads: bool = False, re_attention: bool = False,
+                 reatten_scale: float = 1.0) -> None:
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, talking_heads=talking_heads,
+                         re_attention=re_attention, reatten_scale=reatten_scale, fused_attn=fused_attn)
         self.use_rel_pos = rel_pos_size is not None
         if rel_pos_size is not None:
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * rel_pos_size[0] - 1, self.head_dim))
@@ -137,18 +142,23 @@ class ViTBlock(BackboneStage):
         window_pad: How a grid that windows do not tile is padded: ``'tokens'`` zero-pads the normalised tokens
             before the qkv projection (detectron2, SAM, timm), ``'qkv'`` zero-pads q, k and v after it (the
             official ViT-Adapter); the two agree where windows tile the grid.
+        talking_heads: CaiT's talking-heads attention (learned head mixing before and after the softmax).
+        re_attention: DeepViT's re-attention (learned head mixing and BatchNorm of the softmaxed map).
+        reatten_scale: Factor after the re-attention norm.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float = 0.0, layer_scale: float = 0.0, window_size: int = 0,
                  rel_pos_size: Optional[tuple[int, int]] = None, norm: str = 'ln_eps6', act: str = 'gelu',
-                 fused_attn: Optional[bool] = None, window_pad: str = 'tokens') -> None:
+                 fused_attn: Optional[bool] = None, window_pad: str = 'tokens', talking_heads: bool = False,
+                 re_attention: bool = False, reatten_scale: float = 1.0) -> None:
         super().__init__()
         norm_layer = get_norm_layer(norm)
         self.window_size = window_size
         self.window_pad = window_pad
         self.norm1 = norm_layer(dim)
-        self.attn = ViTAttention(dim, num_heads, qkv_bias, attn_drop, drop, rel_pos_size, fused_attn)
+        self.attn = ViTAttention(dim, num_heads, qkv_bias, attn_drop, drop, rel_pos_size, fused_attn, talking_heads,
+                                 re_attention=re_attention, reatten_scale=reatten_scale)
         self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = norm_layer(dim)
@@ -368,7 +378,10 @@ class VisionTransformer(BaseBackbone):
 
     def embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """Images (B, C, H, W) -> tokens (B, P + h * w, C') with prefix tokens and position embedding, and (h, w)."""
-        x = self.forward_stem(x)
+        return self.embed_grid(self.forward_stem(x))
+
+    def embed_grid(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Stem tokens (B, h, w, C') -> (B, P + h * w, C') with prefix tokens and position embedding, and (h, w)."""
         B, h, w, C = x.shape
         x = x.reshape(B, h * w, C)  # (B, h, w, C) -> (B, N, C)
         prefix = [t.expand(B, -1, -1) for t in (self.cls_token, self.dist_token) if t is not None]
@@ -386,7 +399,11 @@ class VisionTransformer(BaseBackbone):
     def forward_tokens(self, x: Tensor) -> tuple[dict[int, Tensor], Optional[Tensor]]:
         """Every built block in turn; the (B, h, w, C) maps of ``out_indices`` (the last one normalised) and the
         prefix tokens (B, P, C) of the last output (None without prefix tokens)."""
-        x, (h, w) = self.embed(x)
+        return self.run_blocks(*self.embed(x))
+
+    def run_blocks(self, x: Tensor, hw: tuple[int, int]) -> tuple[dict[int, Tensor], Optional[Tensor]]:
+        """:meth:`forward_tokens` from embedded tokens (B, P + h * w, C) over the grid ``hw = (h, w)``."""
+        h, w = hw
         P = self.num_prefix_tokens
         feats, prefix = {}, None
         for index, block in enumerate(self.blocks):

@@ -57,11 +57,18 @@ SAM_PARTS = [(r'^(prompt_encoder|mask_decoder)\.', 'SAM prompt encoder / mask de
 
 
 ADAPTER_PREFIXES = ('spm.', 'interactions.', 'level_embed')  # a ViT-Adapter checkpoint (family 'vit_adapter')
+HYBRID_PREFIXES = ('patch_embed.backbone.',)  # a hybrid (CNN-stem) ViT checkpoint (family 'vit_hybrid')
+CAIT_KEYS = ('blocks.0.attn.proj_l.weight',)  # talking-heads attention: a CaiT checkpoint (family 'cait')
+CEIT_KEYS = ('blocks.0.leff.conv1.weight',)  # locally-enhanced feed-forward: a CeiT checkpoint (family 'ceit')
+CPVT_PEG = re.compile(r'blocks\.\d+\.pos_block\.')  # a position-encoding generator: CPVT (family 'cpvt')
+DEEPVIT_MARKS = ('.attn.reatten_matrix.', 'patch_embed.conv1.')  # re-attention or a conv stem: family 'deepvit'
 
 
 def _has_vit_blocks(sd: Mapping[str, Any]) -> bool:
     return 'patch_embed.proj.weight' in sd and 'blocks.0.attn.qkv.weight' in sd and \
-        not any(k.startswith(ADAPTER_PREFIXES) for k in sd)
+        not any(k.startswith(ADAPTER_PREFIXES + HYBRID_PREFIXES) for k in sd) and \
+        not any(k in sd for k in CAIT_KEYS + CEIT_KEYS) and not any(CPVT_PEG.match(k) for k in sd) and \
+        not any(mark in k for k in sd for mark in DEEPVIT_MARKS)
 
 
 def _is_samvit(sd: Mapping[str, Any]) -> bool:

@@ -125,8 +125,10 @@ class Attention(nn.Module):
     def _math_path_only(self) -> bool:
         return self.talking_heads or self.re_attention
 
-    def _attention_map(self, q: Tensor, k: Tensor, attn_mask: Optional[Tensor], tile: Optional[int] = None) -> Tensor:
-        """Softmaxed attention weights (B, h, N, M) with the math-path hooks, before dropout."""
+    def _attention_map(self, q: Tensor, k: Tensor, attn_mask: Optional[Tensor], tile: Optional[int] = None,
+                       drop: float = 0.0) -> Tensor:
+        """Softmaxed attention weights (B, h, N, M) with the math-path hooks, before dropout; with re-attention,
+        ``drop`` is applied to the softmaxed weights before they are mixed (DeepViT's order, training only)."""
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, h, N, M)
         if self.talking_heads:
             attn = self.proj_l(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # mix heads: (B, N, M, h) -> (B, h, N, M)
@@ -139,6 +141,8 @@ class Attention(nn.Module):
         if self.talking_heads:
             attn = self.proj_w(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, h, N, M) -> (B, N, M, h) -> back
         if self.re_attention:
+            if drop:
+                attn = F.dropout(attn, drop, self.training)
             attn = self.var_norm(self.reatten_matrix(attn)) * self.reatten_scale
         return attn
 
@@ -176,10 +180,10 @@ class Attention(nn.Module):
             if self._captured is not None:
                 self._captured.append(self._attention_map(q, k, attn_mask, tile).detach())
             return out
-        attn = self._attention_map(q, k, attn_mask, tile)
+        attn = self._attention_map(q, k, attn_mask, tile, drop)
         if self._captured is not None:
             self._captured.append(attn.detach())
-        return F.dropout(attn, drop, self.training) @ v
+        return (attn if self.re_attention else F.dropout(attn, drop, self.training)) @ v
 
     def out(self, x: Tensor) -> Tensor:
         """Merge heads and project: (B, h, N, d) -> (B, N, C)."""
