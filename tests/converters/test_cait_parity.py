@@ -16,6 +16,7 @@ import torch
 
 from vit_backbones.backbones import CaiT
 from vit_backbones.converters import OURS, convert_to_ours, export_from_ours, identify
+from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 
 from .reference_init import randomise
 
@@ -112,6 +113,12 @@ def test_official_release_loads_through_init_cfg(tmp_path):
         torch.testing.assert_close(got, want, rtol=0, atol=0, msg=key)
     assert convert_to_ours(sd, 'cait').dropped == {'head.weight': 'classification head',
                                                    'head.bias': 'classification head'}
+    # offline: the same file converted once to our keys loads strictly
+    convert_checkpoint_file(tmp_path / 'S24_224.pth', tmp_path / 'ours.pth', 'cait')
+    offline = CaiT(TINY, output_cls_token=True, out_indices=(0, 3))
+    offline.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
+    for (key, got), want in zip(offline.state_dict().items(), direct.state_dict().values()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, msg=key)
 
 
 def test_a_dense_model_takes_a_full_checkpoint_strictly_and_reports_what_it_leaves_out():

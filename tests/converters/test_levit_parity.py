@@ -16,6 +16,7 @@ from timm.layers import resize_rel_pos_bias_table_levit
 from vit_backbones.backbones import LeViT
 from vit_backbones.backbones.levit import offset_index
 from vit_backbones.converters import convert_to_ours, export_from_ours, identify
+from vit_backbones.engine.checkpoint_convert import convert_checkpoint_file
 
 from .reference_init import randomise
 
@@ -163,3 +164,22 @@ def test_load_time_resize_is_timms_levit_table_resize_and_equals_the_forward_res
     with torch.no_grad():
         for a, b in zip(native(x), moved(x)):
             torch.testing.assert_close(a, b, **TOL)
+
+
+@pytest.mark.parametrize('conv', [False, True], ids=['linear', 'conv'])
+def test_timm_file_loads_through_init_cfg_and_offline_with_timms_outputs(conv, tmp_path):
+    """A timm ``levit_128s`` file with its classifier and distillation heads: through ``init_cfg`` (converted while
+    loading) and converted offline, both give timm's stage maps."""
+    ref = _timm('128s', conv, 224, seed=3)
+    torch.save(ref.state_dict(), tmp_path / 'timm.pth')
+    online = LeViT('128s', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'timm.pth')))
+    online.init_weights()
+    convert_checkpoint_file(tmp_path / 'timm.pth', tmp_path / 'ours.pth', 'levit')
+    offline = LeViT('128s')
+    offline.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        want = _timm_maps(ref, x)
+        for model in (online.eval(), offline.eval()):
+            for a, b in zip(model(x), want):
+                torch.testing.assert_close(a, b, **TOL)
