@@ -103,6 +103,7 @@ setup(
         'mmsegmentation>=1.1,<1.3',
         'mmdet>=3.1,<3.4',
         'timm>=1.0,<2',
+        'mmpretrain>=1.2,<1.3',  # classification: ImageClassifier, heads, ImageNet, augmentations
         'ftfy',  # mmseg imports it (text encoders) without declaring it
         'regex',  # likewise
         'numpy',

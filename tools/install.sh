@@ -11,7 +11,7 @@
 #   3. mmcv 2.1.0 with compiled ops: from a wheelhouse whose SHA256SUMS check
 #      passes, else built from the PyPI sdist (~17 min on 2 cores)
 #   4. this repo in editable mode with its tests extra (pytest, onnx, ruff, ...)
-#   5. import check: mmcv.ops, mmdet, mmseg, timm, vit_backbones
+#   5. import check: mmcv.ops, mmdet, mmseg, mmpretrain, timm, vit_backbones
 #
 # Env: PYTHON (python), WHEELHOUSE (default ../shared/wheels beside the repo,
 #      if present), MAX_JOBS (2) for the mmcv build.
@@ -98,9 +98,9 @@ def package():
             assert req.specifier.contains(md.version(req.name), True), line
 
 def imports():
-    for name in ('mmcv.ops', 'mmdet', 'mmseg', 'timm', 'vit_backbones'):
+    for name in ('mmcv.ops', 'mmdet', 'mmseg', 'mmpretrain', 'timm', 'vit_backbones'):
         importlib.import_module(name)
-    names = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'timm')
+    names = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'mmpretrain', 'timm')
     print('versions: ' + ', '.join(f'{n} {md.version(n)}' for n in names))
 
 for check in (torch, tools, mmcv, package, imports):
@@ -202,7 +202,7 @@ fi
 
 step "import check"
 if ! has imports; then
-    echo "install.sh: FAILED: 'import mmcv.ops, mmdet, mmseg, timm, vit_backbones'" \
+    echo "install.sh: FAILED: 'import mmcv.ops, mmdet, mmseg, mmpretrain, timm, vit_backbones'" \
          "does not work with $PY:" >&2
     "$PY" -c 'import mmcv.ops, mmdet, mmseg, timm, vit_backbones' >&2 || true
     exit 1
