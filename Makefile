@@ -2,7 +2,7 @@
 #   make install  create .venv (if missing) and install everything into it
 #   make test     install, then lint (ruff.toml) and run the test suite (per-family sweeps in
 #                 their short form: see tests/conftest.py)
-#   make test-full the same with every per-family sweep (--full; about 4 more minutes)
+#   make test-full the same with every per-family sweep (--full; about 10 more minutes)
 #   make demo     install, then run tools/demo.sh (data, training, evaluation);
 #                 DEMO_CONFIG=configs/demo/cvt13_upernet_demo.py picks another demo
 #   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)

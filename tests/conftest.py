@@ -3,7 +3,7 @@
 Checks marked ``sweep`` compile or export a whole backbone and repeat that for every registered family (tens of
 seconds each). ``make test`` runs their short form: the families in :data:`SWEEP_SHORT` (the hierarchical Swin with
 shifted, padded windows and cached masks; the plain ViT in its ViTDet form with padded windows, global blocks and
-resized relative positions), about 100 s of the full sweep's 360 s on 2 cores. ``pytest --full`` (or
+resized relative positions), about 100 s of a full sweep that takes about 10 minutes on 2 cores. ``pytest --full`` (or
 ``VIT_BACKBONES_FULL_TESTS=1``) runs the sweep over every family; run it when a family's forward changes
 (``make test-full``).
 """
