@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from ..converters import ceit as _ceit_layouts  # noqa: F401  (registers the 'ceit' checkpoint layouts)
 from ..layers import Attention, BackboneStage, DropPath, Mlp, PatchEmbed, get_act_layer, get_norm_layer
 from ..registry import MODELS
-from .base import Freezable, check_int, drop_path_rates, resolve_arch
+from .base import Freezable, check_int, resolve_arch
 from .vit import VisionTransformer, ViTAttention
 
 __all__ = ['CeiT']
@@ -253,6 +253,8 @@ class CeiT(VisionTransformer):
         if leff_kernel_size % 2 == 0:
             raise ValueError(f'leff_kernel_size must be odd (the depth-wise conv keeps the grid), '
                              f'got {leff_kernel_size}')
+        # read by build_patch_embed / build_block / num_built_blocks while the ViT builds its parts
+        self.stem_channels, self.leff_kernel_size, self.leff_out_act = stem_channels, leff_kernel_size, leff_out_act
         super().__init__(cfg, STRIDE, in_channels, pretrain_img_size, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, final_norm=False,
                          output_cls_token=output_cls_token, interpolate_mode=interpolate_mode,
@@ -261,17 +263,23 @@ class CeiT(VisionTransformer):
                          init_cfg=init_cfg)
         dim, depth, heads = cfg['embed_dim'], cfg['depth'], cfg['num_heads']
         mlp_ratio = cfg.get('mlp_ratio', 4.0)
-        # the plain ViT's patch embedding and blocks are replaced by I2T and LeFF blocks
-        self.patch_embed = Image2Tokens(in_channels, dim, stem_channels)
-        num_built = depth if self.output_cls_token else max(self.out_indices) + 1
-        rates = drop_path_rates(drop_path_rate, [depth])[0]
-        self.blocks = nn.ModuleList([
-            CeiTBlock(dim, heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rates[i], leff_kernel_size,
-                      leff_out_act, norm, act, fused_attn)
-            for i in range(num_built)])
         self.lca = LayerClassAttention(dim, depth, heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
                                        lca_layer_embed, norm, act, fused_attn) if self.output_cls_token else None
         self.norm = get_norm_layer(norm)(dim) if self.output_cls_token else nn.Identity()
+
+    def build_patch_embed(self, in_channels: int, dim: int, patch_size: int, bias: bool) -> nn.Module:
+        """The image-to-tokens stem (conv, BatchNorm, max pool, then 4x4 patches): stride 16."""
+        return Image2Tokens(in_channels, dim, self.stem_channels)
+
+    def build_block(self, index: int, **kwargs: Any) -> nn.Module:
+        """A CeiT block: pre-norm attention, then LeFF in place of the MLP."""
+        return CeiTBlock(kwargs['dim'], kwargs['num_heads'], kwargs['mlp_ratio'], kwargs['qkv_bias'], kwargs['drop'],
+                         kwargs['attn_drop'], kwargs['drop_path'], self.leff_kernel_size, self.leff_out_act,
+                         kwargs['norm'], kwargs['act'], kwargs['fused_attn'])
+
+    def num_built_blocks(self, depth: int) -> int:
+        """Every block with ``output_cls_token`` (the LCA reads all their cls tokens), else up to the last output."""
+        return depth if self.output_cls_token else super().num_built_blocks(depth)
 
     # ---- structure ------------------------------------------------------------------------------------
     def stage_parts(self, index: int) -> list[Freezable]:

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from ..converters import deepvit as _deepvit_layouts  # noqa: F401  (registers the 'deepvit' checkpoint layouts)
 from ..layers import PatchEmbed
 from ..registry import MODELS
-from .base import check_int, check_positive, drop_path_rates, resolve_arch
+from .base import check_int, check_positive, resolve_arch
 from .vit import VisionTransformer, ViTBlock
 
 __all__ = ['DeepViT']
@@ -197,25 +197,33 @@ class DeepViT(VisionTransformer):
             raise ValueError(f'patch_size must be even with the conv stem (a stride-2 conv, then patches of '
                              f'patch_size / 2), got {patch_size}')
         vit_arch = {k: cfg[k] for k in (*ARCH_KEYS, 'mlp_ratio')}
+        # read by build_patch_embed / build_block while the ViT builds its parts
+        self.re_attention_start = cfg['re_attention_start']
+        self.conv_stem = cfg['conv_stem']
+        self.reatten_scale = (cfg['embed_dim'] // cfg['num_heads']) ** -0.5 if cfg['transform_scale'] else 1.0
+        self.scale_adjustment = cfg['scale_adjustment']
         super().__init__(vit_arch, patch_size, in_channels, pretrain_img_size, qkv_bias=qkv_bias,
                          drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
                          final_norm=final_norm, output_cls_token=output_cls_token,
                          interpolate_mode=interpolate_mode, interpolate_antialias=interpolate_antialias, norm=norm,
                          act=act, out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
                          with_cp=with_cp, fused_attn=fused_attn, init_cfg=init_cfg)
-        self.re_attention_start = cfg['re_attention_start']
-        if cfg['conv_stem']:  # the plain ViT's patch conv is replaced by the convolutional stem
-            self.patch_embed = ConvPatchEmbed(in_channels, self.embed_dim, patch_size)
+        if self.conv_stem:
             self.stem_conv_keys = ('patch_embed.conv1.weight',)
-        heads = cfg['num_heads']
-        reatten_scale = (self.embed_dim // heads) ** -0.5 if cfg['transform_scale'] else 1.0
-        rates = drop_path_rates(drop_path_rate, [cfg['depth']])[0]
-        # the plain ViT blocks are replaced by DeepViT blocks (re-attention from re_attention_start on)
-        self.blocks = nn.ModuleList([
-            DeepViTBlock(self.embed_dim, heads, cfg['mlp_ratio'], qkv_bias, drop_rate, attn_drop_rate, rates[i],
-                         re_attention=i >= self.re_attention_start, reatten_scale=reatten_scale,
-                         scale_adjustment=cfg['scale_adjustment'], norm=norm, act=act, fused_attn=fused_attn)
-            for i in range(len(self.blocks))])
+
+    def build_patch_embed(self, in_channels: int, dim: int, patch_size: int, bias: bool) -> nn.Module:
+        """The convolutional stem of DeepViT-S/L (``conv_stem``), else the plain patch conv."""
+        if self.conv_stem:
+            return ConvPatchEmbed(in_channels, dim, patch_size)
+        return super().build_patch_embed(in_channels, dim, patch_size, bias)
+
+    def build_block(self, index: int, **kwargs: Any) -> nn.Module:
+        """A DeepViT block: re-attention from ``re_attention_start`` on, the residual factor in every block."""
+        return DeepViTBlock(kwargs['dim'], kwargs['num_heads'], kwargs['mlp_ratio'], kwargs['qkv_bias'],
+                            kwargs['drop'], kwargs['attn_drop'], kwargs['drop_path'],
+                            re_attention=index >= self.re_attention_start, reatten_scale=self.reatten_scale,
+                            scale_adjustment=self.scale_adjustment, norm=kwargs['norm'], act=kwargs['act'],
+                            fused_attn=kwargs['fused_attn'])
 
     def random_init(self) -> None:
         """The reference's init: linear weights trunc-normal std 0.02 (zero bias), LayerNorms 1/0, cls token and

@@ -294,23 +294,39 @@ class VisionTransformer(BaseBackbone):
         self.interpolate_mode = interpolate_mode
         self.interpolate_antialias = interpolate_antialias
 
-        self.patch_embed = PatchEmbed(in_channels, dim, patch_size, pad_input=True, bias=patch_bias)
+        self.patch_embed = self.build_patch_embed(in_channels, dim, patch_size, patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if distilled else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + grid[0] * grid[1], dim)) \
             if use_abs_pos else None
         self.pos_drop = nn.Dropout(drop_rate)
-        num_built = max(self.out_indices) + 1
+        num_built = self.num_built_blocks(depth)
         rates = drop_path_rates(drop_path_rate, [depth])[0]
         self.blocks = nn.ModuleList([
-            ViTBlock(dim, heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rates[i], layer_scale_init_value,
-                     window_size if i in window_blocks else 0,
-                     ((window_size, window_size) if i in window_blocks else grid) if use_rel_pos else None,
-                     norm, act, fused_attn, window_pad)
+            self.build_block(i, dim=dim, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                             attn_drop=attn_drop_rate, drop_path=rates[i], layer_scale=layer_scale_init_value,
+                             window_size=window_size if i in window_blocks else 0,
+                             rel_pos_size=((window_size, window_size) if i in window_blocks else grid)
+                             if use_rel_pos else None,
+                             norm=norm, act=act, fused_attn=fused_attn, window_pad=window_pad)
             for i in range(num_built)])
         self.norm = get_norm_layer(norm)(dim) if final_norm and num_built == depth else nn.Identity()
         self.out_channels = tuple(dim for _ in self.out_indices)
         self.out_strides = tuple(patch_size for _ in self.out_indices)
+
+    # ---- what a variant builds in place of the plain ViT's parts (DeepViT, CeiT, hybrid) ----------------
+    def build_patch_embed(self, in_channels: int, dim: int, patch_size: int, bias: bool) -> nn.Module:
+        """The stem: images (B, C, H, W) -> tokens (B, h, w, dim) at stride ``patch_size`` (a conv of kernel =
+        stride = patch, inputs padded to whole patches)."""
+        return PatchEmbed(in_channels, dim, patch_size, pad_input=True, bias=bias)
+
+    def build_block(self, index: int, **kwargs: Any) -> nn.Module:
+        """Block ``index`` from :class:`ViTBlock`'s keyword arguments (``dim``, ``num_heads``, ``drop_path`` ...)."""
+        return ViTBlock(**kwargs)
+
+    def num_built_blocks(self, depth: int) -> int:
+        """How many of the ``depth`` blocks to build: up to the last one in ``out_indices``."""
+        return max(self.out_indices) + 1
 
     # ---- structure ------------------------------------------------------------------------------------
     def block_prefixes(self) -> list[tuple[str, list[str]]]:

@@ -333,6 +333,7 @@ class HybridVisionTransformer(VisionTransformer):
                              'map)')
         cnn = self._check_cnn_out_indices(cnn_out_indices, len(depths))
         vit_arch = {k: cfg[k] for k in ('embed_dim', 'depth', 'num_heads', 'mlp_ratio') if k in cfg}
+        self._cnn_arch = (patch, stem_width, depths, widths)  # read by build_patch_embed
         super().__init__(vit_arch, stride, in_channels, tuple(g * stride for g in grid), qkv_bias=qkv_bias,
                          patch_bias=patch_bias, layer_scale_init_value=layer_scale_init_value, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, final_norm=final_norm,
@@ -342,10 +343,13 @@ class HybridVisionTransformer(VisionTransformer):
                          init_cfg=init_cfg)
         self.cnn_out_indices = cnn
         self.cnn_stride = cnn_stride
-        # the plain ViT's patch embedding is replaced by the ResNet + patch projection
-        self.patch_embed = HybridEmbed(in_channels, self.embed_dim, patch, stem_width, depths, widths, patch_bias)
         self._cnn_channels = tuple(widths[i] for i in cnn)
         self._cnn_strides = tuple(4 * 2 ** i for i in cnn)
+
+    def build_patch_embed(self, in_channels: int, dim: int, patch_size: int, bias: bool) -> nn.Module:
+        """The ResNet, then patches of its last map (``patch_size`` here is the total token stride)."""
+        patch, stem_width, depths, widths = self._cnn_arch
+        return HybridEmbed(in_channels, dim, patch, stem_width, depths, widths, bias)
 
     @staticmethod
     def _check_cnn_out_indices(indices: Sequence[int], num_stages: int) -> tuple[int, ...]:
