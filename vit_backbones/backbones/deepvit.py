@@ -200,7 +200,7 @@ class DeepViT(VisionTransformer):
         # read by build_patch_embed / build_block while the ViT builds its parts
         self.re_attention_start = cfg['re_attention_start']
         self.conv_stem = cfg['conv_stem']
-        self.reatten_scale = (cfg['embed_dim'] // cfg['num_heads']) ** -0.5 if cfg['transform_scale'] else 1.0
+        self.transform_scale = cfg['transform_scale']
         self.scale_adjustment = cfg['scale_adjustment']
         super().__init__(vit_arch, patch_size, in_channels, pretrain_img_size, qkv_bias=qkv_bias,
                          drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
@@ -219,9 +219,11 @@ class DeepViT(VisionTransformer):
 
     def build_block(self, index: int, **kwargs: Any) -> nn.Module:
         """A DeepViT block: re-attention from ``re_attention_start`` on, the residual factor in every block."""
+        head_dim = kwargs['dim'] // kwargs['num_heads']
         return DeepViTBlock(kwargs['dim'], kwargs['num_heads'], kwargs['mlp_ratio'], kwargs['qkv_bias'],
                             kwargs['drop'], kwargs['attn_drop'], kwargs['drop_path'],
-                            re_attention=index >= self.re_attention_start, reatten_scale=self.reatten_scale,
+                            re_attention=index >= self.re_attention_start,
+                            reatten_scale=head_dim ** -0.5 if self.transform_scale else 1.0,
                             scale_adjustment=self.scale_adjustment, norm=kwargs['norm'], act=kwargs['act'],
                             fused_attn=kwargs['fused_attn'])
 

@@ -221,8 +221,13 @@ class ResNetV2(nn.Module):
         self.num_features = widths[-1] if depths else stem_width
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        """Images (B, C, H, W) -> the stem's map then each stage's, NCHW (stage i at stride 4 * 2**i)."""
-        maps = [self.stem(x)]
+        """Images (B, C, H, W) -> the stem's map then each stage's, NCHW (stage i at stride 4 * 2**i).
+
+        The CNN always runs on a contiguous NCHW image: a channels-last or strided input would otherwise pick other
+        convolution kernels, whose rounding the 'SAME'-padded, weight-standardised stages amplify (a copy only for
+        such inputs; the output does not depend on the input's memory layout).
+        """
+        maps = [self.stem(x.contiguous())]
         for stage in self.stages:
             maps.append(stage(maps[-1]))
         return maps
