@@ -205,3 +205,41 @@ def test_convert_checkpoint_cli_reads_mm_layout(tmp_path, family, whole_model):
     ours = SwinTransformer(SWIN_SMALL, drop_path_rate=0.0) if family == 'swin' else our_pvt('v1-tiny')
     ours.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True), strict=True)
     assert_same_features(ref, ours.eval(), (256, 256) if family == 'swin' else (224, 224))
+
+
+@pytest.mark.parametrize('size', [(224, 224), (230, 197)], ids=['224', '230x197'])
+def test_pvt_v1_cls_token_follows_the_official_classifier(size):
+    """PVT v1 with cls_output='cls_token' = the official classifier: mmdet's stages with the cls token (plus its
+    position row) prepended to the last stage's tokens after the position embedding, then the final norm on it."""
+    ref = mm_pvt('v1-tiny')
+    ours = our_pvt('v1-tiny', cls_output='cls_token')
+    missing, unexpected = ours.load_state_dict(convert_to_ours(ref.state_dict(), 'pvt').state_dict, strict=False)
+    assert sorted(missing) == ['norm.bias', 'norm.weight', 'stages.3.cls_pos_embed', 'stages.3.cls_token']
+    assert unexpected == []
+    torch.manual_seed(3)
+    with torch.no_grad():  # random cls token, cls position row and final norm
+        for param in (ours.stages[3].cls_token, ours.stages[3].cls_pos_embed, ours.norm.weight, ours.norm.bias):
+            param.copy_(torch.randn_like(param))
+    torch.manual_seed(2)
+    image = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        expected, x = [], image
+        for i, layer in enumerate(ref.layers):
+            x, hw = layer[0](x)
+            x = layer[1][0](x, hw)  # the absolute position embedding, resized to hw
+            if i == 3:
+                stage = ours.stages[3]
+                x = torch.cat([(stage.cls_token + stage.cls_pos_embed).expand(x.shape[0], -1, -1), x], dim=1)
+            for block in layer[1][1:]:
+                # the token sequence as a (1 + N) x 1 column for mmdet's 1x1-conv MLP (per token, as a linear);
+                # the last stage's attention has no spatial reduction, so it ignores the grid
+                x = block(x, (x.shape[1], 1) if i == 3 else hw)
+            x = layer[2](x)
+            if i == 3:
+                cls, x = ours.norm(x[:, 0]), x[:, 1:]
+            x = x.transpose(1, 2).reshape(x.shape[0], -1, *hw)  # (B, N, C) -> (B, C, h, w)
+            expected.append(x)
+        actual = ours(image)
+    assert len(actual) == 5
+    for a, e in zip(actual, [*expected, cls]):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)

@@ -91,11 +91,24 @@ def test_official_v1_round_trip(cls):
     official = ours_to_official_v1(ours, cls)
     converted = convert_to_ours(official, 'pvt')
     assert converted.source == 'official'
-    expected_drops = {'cls_token', 'norm.weight', 'norm.bias', 'head.weight', 'head.bias'} if cls else set()
-    assert set(converted.dropped) == expected_drops
+    assert set(converted.dropped) == ({'head.weight', 'head.bias'} if cls else set())
     own = ours.state_dict()
-    assert converted.state_dict.keys() == own.keys()
+    cls_keys = {'stages.3.cls_token', 'stages.3.cls_pos_embed', 'norm.weight', 'norm.bias'} if cls else set()
+    assert converted.state_dict.keys() == own.keys() | cls_keys  # the classifier's parts, kept for cls_output
     assert all(torch.equal(converted.state_dict[k], own[k]) for k in own)
+    if cls:  # the cls position row of pos_embed4 and the token land in the last stage
+        assert torch.equal(converted.state_dict['stages.3.cls_pos_embed'], official['pos_embed4'][:, :1])
+        assert torch.equal(converted.state_dict['stages.3.cls_token'], official['cls_token'])
+    # a dense model leaves the classifier's parts out (and says why); a cls_output model loads all of it strictly
+    dense = PyramidVisionTransformer('tiny')
+    result = dense.convert_state_dict(official, dense.state_dict())
+    assert set(result.dropped) == {'head.weight', 'head.bias'} | cls_keys if cls else set(result.dropped) == set()
+    dense.load_state_dict(official, strict=True)
+    if cls:
+        classifier = PyramidVisionTransformer('tiny', cls_output='cls_token')
+        classifier.load_state_dict(official, strict=True)
+        assert torch.equal(classifier.stages[3].cls_token, official['cls_token'])
+        assert torch.equal(classifier.norm.weight, official['norm.weight'])
 
 
 def test_export_v2_to_timm_round_trip_and_v1_refused():

@@ -157,6 +157,11 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         norm_eval: Keep BatchNorm layers in eval mode while training.
         with_cp: Non-reentrant activation checkpointing of every block.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads weights.
+        cls_output: Classification feature appended after the maps, always the last output (what mmpretrain's
+            heads read as ``feats[-1]``): None (dense maps only), ``'avg_featmap'`` (the last stage's map
+            averaged over space, (B, C)) or, for families with a cls token, ``'cls_token'`` (the final-normed
+            cls token, (B, C); a DeiT's ``(cls, distillation)`` pair). The maps are unchanged by it; it needs
+            the last stage in ``out_indices``.
     """
 
     #: Attribute holding the ``nn.ModuleList`` of stages (timm's names: ``'layers'`` for Swin).
@@ -170,10 +175,12 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
     stem_conv_keys: ClassVar[tuple[str, ...]] = ('patch_embed.proj.weight',)
     #: Version of our state-dict layout; bump it with an :meth:`upgrade_state_dict` step when keys change.
     _version: int = 1
+    #: ``cls_output`` values the family provides (families with a cls token add ``'cls_token'``).
+    cls_outputs: ClassVar[tuple[str, ...]] = ('avg_featmap',)
 
     def __init__(self, in_channels: int, num_stages: int, out_indices: Union[int, Sequence[int]],
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None, cls_output: Optional[str] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_int('in_channels', in_channels)
         check_int('num_stages', num_stages)
@@ -183,6 +190,14 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         self.in_channels = in_channels
         self.num_stages = num_stages
         self.out_indices = parse_out_indices(out_indices, num_stages)
+        if cls_output is not None:
+            if cls_output not in self.cls_outputs:
+                raise ValueError(f'cls_output must be None or one of {self.cls_outputs} for {type(self).__name__}, '
+                                 f'got {cls_output!r}')
+            if num_stages - 1 not in self.out_indices:
+                raise ValueError(f'cls_output={cls_output!r} reads the last stage ({num_stages - 1}); add it to '
+                                 f'out_indices, got {self.out_indices}')
+        self.cls_output = cls_output
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self._with_cp = bool(with_cp)
@@ -333,9 +348,25 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         return feats
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """Return one (B, C_i, H_i, W_i) map per entry of ``out_indices``, in that order."""
+        """Return one (B, C_i, H_i, W_i) map per entry of ``out_indices``, in that order, then the ``cls_output``
+        feature if one is asked for."""
         self.check_input(x)
-        return self.format_outputs(self.forward_features(x))
+        return self.append_cls_output(self.format_outputs(self.forward_features(x)))
+
+    def append_cls_output(self, outs: tuple[Any, ...], cls_token: Any = None,
+                          maps: Optional[Sequence[Tensor]] = None) -> tuple[Any, ...]:
+        """``outs`` with the ``cls_output`` feature appended: the last stage's map averaged over space, or
+        ``cls_token`` (a (B, C) tensor, or a DeiT's (cls, distillation) pair) given by the family.
+
+        ``maps`` are the NCHW maps of ``out_indices`` in order (default: the first entries of ``outs``)."""
+        if self.cls_output is None:
+            return outs
+        if self.cls_output == 'avg_featmap':
+            last = (outs if maps is None else maps)[self.out_indices.index(self.num_stages - 1)]
+            return (*outs, last.mean(dim=(2, 3)))  # (B, C, H, W) -> (B, C)
+        if cls_token is None:
+            raise RuntimeError(f'{type(self).__name__} built with cls_output={self.cls_output!r} gave no cls token')
+        return (*outs, cls_token)
 
     def format_outputs(self, feats: dict[int, Tensor]) -> tuple[Tensor, ...]:
         """Output norms, then NCHW: one (B, C_i, H_i, W_i) map per ``out_indices`` entry from NHWC ``feats``."""

@@ -133,10 +133,13 @@ class CaiT(BaseBackbone):
             (None). Talking-heads attention always takes the math path; the switch acts on class attention.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a timm, official
             (facebookresearch/deit) or our checkpoint.
+        cls_output: ``'avg_featmap'``, or ``'cls_token'``: build the class-attention head as ``output_cls_token``
+            does and return its final-normed cls token (see :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'cait'
     stages_attr = 'blocks'
+    cls_outputs = ('avg_featmap', 'cls_token')
 
     def __init__(self, arch: Union[str, dict] = 's24', patch_size: int = 16, in_channels: int = 3,
                  pretrain_img_size: Union[int, Sequence[int]] = 224, qkv_bias: bool = True, drop_rate: float = 0.0,
@@ -145,7 +148,8 @@ class CaiT(BaseBackbone):
                  interpolate_antialias: bool = True, norm: str = 'ln_eps6', act: str = 'gelu',
                  out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1, norm_eval: bool = False,
                  with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = dict(ARCH_DEFAULTS, **resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL))
         dim, depth, heads = (check_int(f"arch['{k}']", cfg[k]) for k in ARCH_KEYS)
         depth_token_only = check_int("arch['depth_token_only']", cfg['depth_token_only'])
@@ -159,29 +163,30 @@ class CaiT(BaseBackbone):
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         get_norm_layer(norm)  # unknown names raise here, naming what is expected
         get_act_layer(act)
-        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         self.embed_dim = dim
         self.patch_size = patch_size
         self.pos_grid: tuple[int, int] = grid  # type: ignore[assignment]
         self.output_cls_token = bool(output_cls_token)
+        with_head = self.output_cls_token or cls_output == 'cls_token'  # the class-attention head
         self.interpolate_mode = interpolate_mode
         self.interpolate_antialias = interpolate_antialias
 
         self.patch_embed = PatchEmbed(in_channels, dim, patch_size, pad_input=True)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid[0] * grid[1], dim))
         self.pos_drop = nn.Dropout(drop_rate)
-        num_built = depth if self.output_cls_token else max(self.out_indices) + 1
+        num_built = depth if with_head else max(self.out_indices) + 1
         self.blocks = nn.ModuleList([
             ViTBlock(dim, heads, cfg['mlp_ratio'], qkv_bias, drop_rate, attn_drop_rate, drop_path_rate,
                      cfg['init_values'], norm=norm, act=act, fused_attn=fused_attn, talking_heads=True)
             for _ in range(num_built)])
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if self.output_cls_token else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_head else None
         self.blocks_token_only = nn.ModuleList([
             ClassAttentionBlock(dim, heads, cfg['mlp_ratio_token_only'], qkv_bias, cfg['init_values'], norm, act,
                                 fused_attn)
-            for _ in range(depth_token_only)]) if self.output_cls_token else None
+            for _ in range(depth_token_only)]) if with_head else None
         self.final_norm = bool(final_norm) and num_built == depth
-        self.norm = get_norm_layer(norm)(dim) if self.final_norm or self.output_cls_token else nn.Identity()
+        self.norm = get_norm_layer(norm)(dim) if self.final_norm or with_head else nn.Identity()
         self.out_channels = tuple(dim for _ in self.out_indices)
         self.out_strides = tuple(patch_size for _ in self.out_indices)
 
@@ -287,10 +292,13 @@ class CaiT(BaseBackbone):
         return self.forward_tokens(x)[0]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) the cls token (B, C)."""
+        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) the cls token (B, C), then
+        the ``cls_output`` feature."""
         self.check_input(x)
         feats, tokens = self.forward_tokens(x)
         outs = self.format_outputs(feats)
+        wanted = self.output_cls_token or self.cls_output == 'cls_token'
+        cls = self.forward_cls(tokens) if wanted and self.cls_token is not None else None
         if self.output_cls_token:
-            outs = (*outs, self.forward_cls(tokens))
-        return outs
+            outs = (*outs, cls)
+        return self.append_cls_output(outs, cls)

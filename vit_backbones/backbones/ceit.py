@@ -233,6 +233,8 @@ class CeiT(VisionTransformer):
         fused_attn: ``F.scaled_dot_product_attention`` (True), the math path (False) or the package default (None).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a checkpoint of ours
             or of coeusguo/ceit.
+        cls_output: ``'avg_featmap'``, or ``'cls_token'``: build every block and the LCA, and return its final-normed
+            cls token (see :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'ceit'
@@ -246,7 +248,8 @@ class CeiT(VisionTransformer):
                  interpolate_antialias: bool = True, norm: str = 'ln_eps6', act: str = 'gelu',
                  out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1, norm_eval: bool = False,
                  with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         check_int('stem_channels', stem_channels)
         check_int('leff_kernel_size', leff_kernel_size)
@@ -255,17 +258,18 @@ class CeiT(VisionTransformer):
                              f'got {leff_kernel_size}')
         # read by build_patch_embed / build_block / num_built_blocks while the ViT builds its parts
         self.stem_channels, self.leff_kernel_size, self.leff_out_act = stem_channels, leff_kernel_size, leff_out_act
+        self.with_lca = bool(output_cls_token) or cls_output == 'cls_token'
         super().__init__(cfg, STRIDE, in_channels, pretrain_img_size, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, final_norm=False,
                          output_cls_token=output_cls_token, interpolate_mode=interpolate_mode,
                          interpolate_antialias=interpolate_antialias, norm=norm, act=act, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, fused_attn=fused_attn,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, cls_output=cls_output)
         dim, depth, heads = cfg['embed_dim'], cfg['depth'], cfg['num_heads']
         mlp_ratio = cfg.get('mlp_ratio', 4.0)
         self.lca = LayerClassAttention(dim, depth, heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
-                                       lca_layer_embed, norm, act, fused_attn) if self.output_cls_token else None
-        self.norm = get_norm_layer(norm)(dim) if self.output_cls_token else nn.Identity()
+                                       lca_layer_embed, norm, act, fused_attn) if self.with_lca else None
+        self.norm = get_norm_layer(norm)(dim) if self.with_lca else nn.Identity()
 
     def build_patch_embed(self, in_channels: int, dim: int, patch_size: int, bias: bool) -> nn.Module:
         """The image-to-tokens stem (conv, BatchNorm, max pool, then 4x4 patches): stride 16."""
@@ -278,8 +282,8 @@ class CeiT(VisionTransformer):
                          kwargs['norm'], kwargs['act'], kwargs['fused_attn'])
 
     def num_built_blocks(self, depth: int) -> int:
-        """Every block with ``output_cls_token`` (the LCA reads all their cls tokens), else up to the last output."""
-        return depth if self.output_cls_token else super().num_built_blocks(depth)
+        """Every block with the LCA (it reads all their cls tokens), else up to the last output."""
+        return depth if self.with_lca else super().num_built_blocks(depth)
 
     # ---- structure ------------------------------------------------------------------------------------
     def stage_parts(self, index: int) -> list[Freezable]:
@@ -303,7 +307,7 @@ class CeiT(VisionTransformer):
     def unbuilt_reason(self, key: str) -> Optional[str]:
         """Why the checkpoint key ``key`` (absent from this model) belongs to a part not built here, or None."""
         if self.lca is None and (key.startswith(('lca.', 'norm.'))):
-            return 'layer-wise class-token attention (built with output_cls_token=True)'
+            return "layer-wise class-token attention (built with output_cls_token=True or cls_output='cls_token')"
         match = re.match(r'blocks\.(\d+)\.', key)
         if match and int(match.group(1)) >= len(self.blocks):
             return 'a block after the last one in out_indices (not built)'

@@ -171,9 +171,12 @@ class CPVT(BaseBackbone):
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a timm / official
             Twins-PCPVT checkpoint (pyramid), a timm / official DeiT one (plain: every weight but the position
             embedding, which CPVT does not have; the PEG keeps its random init), or ours.
+        cls_output: ``'avg_featmap'``, or (plain form with cls token) ``'cls_token'``: the final-normed cls token
+            (see :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'cpvt'
+    cls_outputs = ('avg_featmap', 'cls_token')
 
     def __init__(self, arch: Union[str, dict] = 'small', patch_size: Optional[int] = None, in_channels: int = 3,
                  with_cls_token: Optional[bool] = None, peg_blocks: Union[int, Sequence[int]] = (0,),
@@ -181,7 +184,8 @@ class CPVT(BaseBackbone):
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  out_indices: Union[int, Sequence[int], None] = None, frozen_stages: int = -1, norm_eval: bool = False,
                  with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         pyramid = is_pyramid_arch(arch)
         cfg = resolve_arch(arch, ARCHS, PYRAMID_KEYS if pyramid else PLAIN_KEYS,
                            optional=() if pyramid else PLAIN_OPTIONAL)
@@ -195,11 +199,13 @@ class CPVT(BaseBackbone):
         self.stem_conv_keys = ('stages.0.patch_embed.proj.weight' if pyramid  # type: ignore[misc]
                                else 'patch_embed.proj.weight',)
         if pyramid:
-            self._check_pyramid_options(with_cls_token, pegs, final_norm, output_cls_token)
+            self._check_pyramid_options(with_cls_token, pegs, final_norm, output_cls_token or
+                                        cls_output == 'cls_token')
             dims, depths, heads, mlp_ratios, sr_ratios = check_pyramid_arch(cfg)
             num_stages = len(depths)
             out_indices = tuple(range(num_stages)) if out_indices is None else out_indices
-            super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+            super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg,
+                             cls_output)
             self.num_prefix_tokens = 0
             self.output_cls_token = False
             rates = drop_path_rates(drop_path_rate, depths)
@@ -225,10 +231,11 @@ class CPVT(BaseBackbone):
             raise ValueError(f'peg_blocks must be distinct block indices in [0, {depth - 1}] (at least one: the PEG '
                              f'is the only position encoding), got {peg_blocks!r}')
         with_cls_token = True if with_cls_token is None else bool(with_cls_token)
-        if output_cls_token and not with_cls_token:
-            raise ValueError('output_cls_token=True needs with_cls_token=True (CPVT-GAP has no cls token)')
+        if (output_cls_token or cls_output == 'cls_token') and not with_cls_token:
+            raise ValueError("output_cls_token=True and cls_output='cls_token' need with_cls_token=True "
+                             "(CPVT-GAP has no cls token)")
         out_indices = -1 if out_indices is None else out_indices
-        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         self.embed_dim = dim
         self.patch_size = patch_size
         self.num_prefix_tokens = int(with_cls_token)
@@ -255,7 +262,7 @@ class CPVT(BaseBackbone):
         if with_cls_token:
             raise ValueError('with_cls_token: the pyramid form (PCPVT) has no cls token')
         if output_cls_token:
-            raise ValueError('output_cls_token: the pyramid form (PCPVT) has no cls token')
+            raise ValueError("output_cls_token / cls_output='cls_token': the pyramid form (PCPVT) has no cls token")
         if final_norm:
             raise ValueError('final_norm: the pyramid form (PCPVT) returns its stage maps without norm')
         if peg_blocks != (0,):
@@ -326,9 +333,13 @@ class CPVT(BaseBackbone):
         return super().forward_features(x) if self.pyramid else self.forward_tokens(x)[0]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) the cls token (B, C)."""
+        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) the cls token (B, C), then
+        the ``cls_output`` feature."""
         self.check_input(x)
-        if not self.output_cls_token:
-            return self.format_outputs(self.forward_features(x))
+        if self.pyramid:
+            return super().forward(x)
         feats, prefix = self.forward_tokens(x)
-        return (*self.format_outputs(feats), *prefix.unbind(1))  # (B, 1, C) -> (B, C)
+        outs = self.format_outputs(feats)
+        if self.output_cls_token:
+            outs = (*outs, *prefix.unbind(1))  # (B, 1, C) -> (B, C)
+        return self.append_cls_output(outs, prefix[:, 0] if prefix is not None else None)  # (B, 1, C) -> (B, C)

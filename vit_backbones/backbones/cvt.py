@@ -218,9 +218,12 @@ class CvT(BaseBackbone):
         act: MLP activation name (official: ``'quick_gelu'``; ``'gelu'`` reproduces Hugging Face's ``CvtModel``).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with an official,
             Hugging Face or our checkpoint.
+        cls_output: ``'avg_featmap'``, or ``'cls_token'``: the last stage's normalised cls token (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'cvt'
+    cls_outputs = ('avg_featmap', 'cls_token')
     out_norms_attr = 'norms'
     stem_conv_keys = ('stages.0.patch_embed.proj.weight',)
 
@@ -229,7 +232,8 @@ class CvT(BaseBackbone):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, output_cls_token: bool = False,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 act: str = 'quick_gelu', init_cfg: Union[dict, list, None] = None) -> None:
+                 act: str = 'quick_gelu', init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
         cfg = {**arch_defaults(num_stages), **cfg}
@@ -251,7 +255,8 @@ class CvT(BaseBackbone):
             raise ValueError(f'stride_q must be 1 for dense outputs (a strided query map shrinks the tokens), '
                              f'got {stride_q}')
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg,
+                         cls_output)
         last = num_stages - 1
         if output_cls_token and last not in self.out_indices:
             raise ValueError(f'output_cls_token=True needs the last stage ({last}) in out_indices, '
@@ -303,10 +308,12 @@ class CvT(BaseBackbone):
         return self.forward_tokens(x)[0]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """One (B, C_i, H_i, W_i) map per ``out_indices`` entry, then the (B, C) cls token if asked for."""
+        """One (B, C_i, H_i, W_i) map per ``out_indices`` entry, then the (B, C) cls token if asked for
+        (``output_cls_token``), then the ``cls_output`` feature."""
         self.check_input(x)
         feats, cls = self.forward_tokens(x)
         outs = self.format_outputs(feats)
+        token = self.norms[-1](cls[:, 0]) if cls is not None and len(self.stages) == self.num_stages else None
         if self.output_cls_token:
-            outs = (*outs, self.norms[-1](cls[:, 0]))  # (B, 1, C) -> (B, C)
-        return outs
+            outs = (*outs, token)  # (B, 1, C) -> (B, C)
+        return self.append_cls_output(outs, token)

@@ -179,6 +179,7 @@ class DeepViT(VisionTransformer):
             for the plain-attention blocks; re-attention blocks always take the math path.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with an official DeepViT checkpoint (the timm
             training script's ``.pth.tar``, ``state_dict`` or ``state_dict_ema``) or one of ours.
+        cls_output: ``'avg_featmap'`` or ``'cls_token'``, as :class:`VisionTransformer`.
     """
 
     checkpoint_family = 'deepvit'
@@ -190,7 +191,8 @@ class DeepViT(VisionTransformer):
                  interpolate_antialias: bool = True, norm: str = 'ln_eps6', act: str = 'gelu',
                  out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1, norm_eval: bool = False,
                  with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = dict(ARCH_DEFAULTS, **resolve_arch(arch, ARCHS, ARCH_KEYS, optional=tuple(ARCH_DEFAULTS)))
         _check_arch(cfg)
         if cfg['conv_stem'] and (check_int('patch_size', patch_size, minimum=2) % 2):
@@ -207,7 +209,7 @@ class DeepViT(VisionTransformer):
                          final_norm=final_norm, output_cls_token=output_cls_token,
                          interpolate_mode=interpolate_mode, interpolate_antialias=interpolate_antialias, norm=norm,
                          act=act, out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
-                         with_cp=with_cp, fused_attn=fused_attn, init_cfg=init_cfg)
+                         with_cp=with_cp, fused_attn=fused_attn, init_cfg=init_cfg, cls_output=cls_output)
         if self.conv_stem:
             self.stem_conv_keys = ('patch_embed.conv1.weight',)
 

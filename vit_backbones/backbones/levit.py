@@ -366,6 +366,8 @@ class LeViT(BaseBackbone):
             ONNX exporter, which has no antialiased bicubic resize).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a timm ``levit_*``
             or ``levit_conv_*`` checkpoint, or ours.
+        cls_output: ``'avg_featmap'``: the last stage's tokens averaged, timm's classifier feature (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'levit'
@@ -376,7 +378,8 @@ class LeViT(BaseBackbone):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 interpolate_antialias: bool = True, init_cfg: Union[dict, list, None] = None) -> None:
+                 interpolate_antialias: bool = True, init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
         dims = check_per_stage(cfg, 'embed_dims', num_stages)
@@ -401,7 +404,7 @@ class LeViT(BaseBackbone):
             raise ValueError(f'pretrain_img_size must be at least {STEM_STRIDE} (one stem output), got '
                              f'{pretrain_img_size!r}')
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         self.arch_settings = dict(embed_dims=dims, key_dim=key_dim, num_heads=heads, depths=depths,
                                   attn_ratio=attn_ratios, mlp_ratio=mlp_ratios)
         self.interpolate_antialias = interpolate_antialias

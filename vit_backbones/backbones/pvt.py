@@ -10,8 +10,11 @@ Both versions share the stage layout (``patch_embed``, ``stages.{i}.downsample``
 * v1: non-overlapping patch embeddings, which floor (stage i is ``floor(H / (4 * 2**i))``, so inputs need at least
   32 pixels a side); a learned absolute position embedding per stage, resized bilinearly at run time to the
   input's grid (as the official detection code does) and at load time to ``pretrain_img_size``; a plain MLP;
-  no norm on stage outputs (as mmdet's and the official detection model). The classification checkpoint's cls
-  token, its row of the last position embedding, its final norm and head are dropped on conversion.
+  no norm on stage outputs (as mmdet's and the official detection model). The official classifier's cls token
+  is optional (``cls_output='cls_token'``): it is prepended to the last stage's tokens with its own position row
+  (the last stage has no spatial reduction, so it attends like any token), and its final-normed value is the
+  classification feature; the dense model builds none, and a classification checkpoint's cls token, cls position
+  row and final norm are then left out on loading.
 * v2: overlapping patch embeddings (k7 s4 p3, then k3 s2 p1), which round up (stage i is
   ``ceil(H / (4 * 2**i))``); no position embedding; a depth-wise 3x3 conv inside the MLP; a norm after every
   stage; optionally linear SRA (``b2_li``: keys/values average-pooled to 7x7, plus a ReLU in the MLP).
@@ -178,26 +181,39 @@ class PvtStage(BackboneStage):
     blocks on (B, N, C) sequences, optional norm (v2)."""
 
     def __init__(self, downsample: Optional[nn.Module], blocks: Sequence[PvtBlock], dim: int,
-                 pos_grid: Optional[int], norm: bool, drop: float) -> None:
+                 pos_grid: Optional[int], norm: bool, drop: float, cls_token: bool = False) -> None:
         super().__init__()
         self.downsample = downsample
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, pos_grid, pos_grid)) if pos_grid else None
+        # v1 classifier: a cls token before the tokens, with its own position row (the official pos_embed4[:, :1])
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
+        self.cls_pos_embed = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
         self.pos_drop = nn.Dropout(drop)
         self.blocks = nn.ModuleList(blocks)
         self.norm = BlockNorm(dim) if norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H', W', C') (halved by the downsampling embedding of stages after the first)."""
+        return self.forward_tokens(x)[0]
+
+    def forward_tokens(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """:meth:`forward`, and the stage's cls token (B, C) after its blocks (None without one)."""
         if self.downsample is not None:
             x = self.downsample(x.permute(0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) -> (B, H/2, W/2, C')
         B, H, W, C = x.shape
         if self.pos_embed is not None:
             pos = resize_abs_pos_embed(self.pos_embed, (H, W), mode='bilinear')
             x = x + pos.permute(0, 2, 3, 1)  # (1, C, H, W) -> (1, H, W, C)
-        x = self.pos_drop(x).reshape(B, H * W, C)  # (B, H, W, C) -> (B, N, C)
+        x = x.reshape(B, H * W, C)  # (B, H, W, C) -> (B, N, C)
+        if self.cls_token is not None:
+            x = torch.cat([(self.cls_token + self.cls_pos_embed).expand(B, -1, -1), x], dim=1)  # (B, 1 + N, C)
+        x = self.pos_drop(x)
         for block in self.blocks:
             x = self.run_block(block, x, (H, W))
-        return self.norm(x).reshape(B, H, W, C)  # (B, N, C) -> (B, H, W, C)
+        x = self.norm(x)
+        if self.cls_token is None:
+            return x.reshape(B, H, W, C), None  # (B, N, C) -> (B, H, W, C)
+        return x[:, 1:].reshape(B, H, W, C), x[:, 0]  # (B, 1 + N, C) -> (B, H, W, C), (B, C)
 
 
 def check_pyramid_arch(cfg: dict[str, Any]) -> tuple[tuple, tuple, tuple, tuple, tuple]:
@@ -225,15 +241,21 @@ class _PvtBase(BaseBackbone):
                  drop_rate: float, attn_drop_rate: float, drop_path_rate: float, qkv_bias: bool,
                  pretrain_img_size: int, out_indices: Union[int, Sequence[int]], frozen_stages: int,
                  norm_eval: bool, with_cp: bool, fused_attn: Optional[bool], act: str,
-                 init_cfg: Union[dict, list, None]) -> None:
+                 init_cfg: Union[dict, list, None], cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, archs, ARCH_KEYS, optional=('linear',) if self.version == 2 else ())
         dims, depths, heads, mlp_ratios, sr_ratios = check_pyramid_arch(cfg)
         num_stages = len(depths)
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg,
+                         cls_output)
         linear = bool(cfg.get('linear', False))
         v2 = self.version == 2
         num_built = max(self.out_indices) + 1
+        with_cls = cls_output == 'cls_token'
+        if with_cls and sr_ratios[-1] != 1:
+            raise ValueError(f"cls_output='cls_token' puts a cls token among the last stage's tokens, which needs "
+                             f"that stage without spatial reduction: arch['sr_ratios'][-1] must be 1, "
+                             f"got {sr_ratios[-1]}")
         if not v2:
             check_int('pretrain_img_size', pretrain_img_size, minimum=4 * 2 ** (num_built - 1))
         embed = partial(PatchEmbed, pad_input=False, norm_layer=nn.LayerNorm)
@@ -249,8 +271,10 @@ class _PvtBase(BaseBackbone):
                                fused_attn=fused_attn)
                       for j in range(depths[i])]
             pos_grid = None if v2 else pretrain_img_size // (4 * 2 ** i)
-            stages.append(PvtStage(downsample, blocks, dims[i], pos_grid, norm=v2, drop=drop_rate))
+            stages.append(PvtStage(downsample, blocks, dims[i], pos_grid, norm=v2, drop=drop_rate,
+                                   cls_token=with_cls and i == num_stages - 1))
         self.stages = nn.ModuleList(stages)
+        self.norm = BlockNorm(dims[-1]) if with_cls else None  # the official classifier's final norm
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.out_strides = tuple(4 * 2 ** i for i in self.out_indices)
 
@@ -262,8 +286,21 @@ class _PvtBase(BaseBackbone):
                 fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
                 nn.init.normal_(module.weight, std=(2.0 / fan_out) ** 0.5)
                 nn.init.zeros_(module.bias)
-            elif isinstance(module, PvtStage) and module.pos_embed is not None:
-                nn.init.trunc_normal_(module.pos_embed, std=0.02)
+            elif isinstance(module, PvtStage):
+                for param in (module.pos_embed, module.cls_pos_embed, module.cls_token):
+                    if param is not None:
+                        nn.init.trunc_normal_(param, std=0.02)
+
+    def stage_parts(self, index: int) -> list[Freezable]:
+        """Stage ``index``, and the classifier's final norm with the last stage."""
+        parts = super().stage_parts(index)
+        return parts + [self.norm] if self.norm is not None and index == self.num_stages - 1 else parts
+
+    def unbuilt_reason(self, key: str) -> Optional[str]:
+        """A classification checkpoint's cls token, cls position row and final norm, when no cls token is built."""
+        if self.norm is None and (key.endswith(('.cls_token', '.cls_pos_embed')) or key.startswith('norm.')):
+            return "v1 classifier cls token / final norm (built with cls_output='cls_token')"
+        return None
 
     def stem_parts(self) -> list[Freezable]:
         return [self.patch_embed]
@@ -289,6 +326,18 @@ class _PvtBase(BaseBackbone):
         """Patch embedding: (B, C, H, W) -> (B, H/4, W/4, C')."""
         return self.patch_embed(x)
 
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        """One (B, C_i, H_i, W_i) map per ``out_indices`` entry, then the ``cls_output`` feature if asked for."""
+        if self.norm is None:
+            return super().forward(x)
+        self.check_input(x)
+        x, feats, cls = self.forward_stem(x), {}, None
+        for index, stage in enumerate(self.stages):
+            x, cls = stage.forward_tokens(x)
+            if index in self.out_indices:
+                feats[index] = x
+        return self.append_cls_output(self.format_outputs(feats), self.norm(cls))
+
 
 @MODELS.register_module()
 class PyramidVisionTransformer(_PvtBase):
@@ -311,18 +360,24 @@ class PyramidVisionTransformer(_PvtBase):
         act: Activation name.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, official
             or mmdet PVT checkpoints.
+        cls_output: ``'avg_featmap'``, or ``'cls_token'``: build the official classifier's cls token in the last
+            stage (which then takes part in that stage's attention) and its final norm (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     version = 1
+    cls_outputs = ('avg_featmap', 'cls_token')
 
     def __init__(self, arch: Union[str, dict] = 'small', in_channels: int = 3, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, qkv_bias: bool = True,
                  pretrain_img_size: int = 224, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  fused_attn: Optional[bool] = None, act: str = 'gelu',
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         super().__init__(arch, V1_ARCHS, in_channels, drop_rate, attn_drop_rate, drop_path_rate, qkv_bias,
-                         pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg)
+                         pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg,
+                         cls_output)
 
 
 @MODELS.register_module()
@@ -345,6 +400,7 @@ class PyramidVisionTransformerV2(_PvtBase):
         act: Activation name.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, timm,
             official or mmdet PVT v2 checkpoints.
+        cls_output: ``'avg_featmap'`` (see :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     version = 2
@@ -353,6 +409,7 @@ class PyramidVisionTransformerV2(_PvtBase):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, qkv_bias: bool = True,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None, act: str = 'gelu',
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         super().__init__(arch, V2_ARCHS, in_channels, drop_rate, attn_drop_rate, drop_path_rate, qkv_bias, 224,
-                         out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg)
+                         out_indices, frozen_stages, norm_eval, with_cp, fused_attn, act, init_cfg, cls_output)

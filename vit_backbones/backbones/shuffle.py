@@ -232,6 +232,8 @@ class ShuffleTransformer(BaseBackbone):
         act: MLP activation name (official: ``'relu6'``).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with an official
             (``{'model': ...}``) or our checkpoint.
+        cls_output: ``'avg_featmap'``: the last stage's map averaged over space (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'shuffle'
@@ -242,7 +244,8 @@ class ShuffleTransformer(BaseBackbone):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 act: str = 'relu6', init_cfg: Union[dict, list, None] = None) -> None:
+                 act: str = 'relu6', init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
         depths = check_per_stage(cfg, 'depths', num_stages, minimum=2)
@@ -259,7 +262,7 @@ class ShuffleTransformer(BaseBackbone):
                              f'got {window_size}')
         check_positive('mlp_ratio', mlp_ratio)
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         num_built = max(self.out_indices) + 1
         act_layer = get_act_layer(act)
 

@@ -181,6 +181,8 @@ class SwinTransformer(BaseBackbone):
         act: Activation name (see :func:`get_act_layer`).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with our, timm,
             official or mmdet/mmseg Swin checkpoints (whole-model ones included).
+        cls_output: ``'avg_featmap'``: the last stage's normed map averaged over space (timm's classifier feature; see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     stages_attr = 'layers'
@@ -193,7 +195,8 @@ class SwinTransformer(BaseBackbone):
                  pretrain_img_size: int = 224, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  fused_attn: Optional[bool] = None, norm: str = 'ln', act: str = 'gelu',
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS)
         num_stages = len(cfg['depths']) if isinstance(cfg['depths'], (list, tuple)) else 1
         depths = check_per_stage(cfg, 'depths', num_stages)
@@ -207,7 +210,7 @@ class SwinTransformer(BaseBackbone):
             check_int('pretrain_img_size', pretrain_img_size, minimum=patch_size)
         dims = [embed_dim * 2 ** i for i in range(num_stages)]
         check_heads_divide(dims, heads, 'the stage width')
-        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels, num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         norm_layer, act_layer = get_norm_layer(norm), get_act_layer(act)
         num_built = max(self.out_indices) + 1
 

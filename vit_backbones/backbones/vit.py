@@ -238,10 +238,14 @@ class VisionTransformer(BaseBackbone):
         fused_attn: ``F.scaled_dot_product_attention`` (True), the math path (False) or the package default (None).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a timm (ViT, DeiT,
             MAE, SAM), mmseg or our checkpoint.
+        cls_output: ``'avg_featmap'``, or ``'cls_token'``: the final-normed cls token (B, C), with ``distilled``
+            the pair (cls, distillation) that mmpretrain's ``DeiTClsHead`` reads (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`).
     """
 
     checkpoint_family = 'vit'
     stages_attr = 'blocks'
+    cls_outputs = ('avg_featmap', 'cls_token')
 
     def __init__(self, arch: Union[str, dict] = 'base', patch_size: int = 16, in_channels: int = 3,
                  pretrain_img_size: Union[int, Sequence[int]] = 224, distilled: bool = False,
@@ -253,7 +257,8 @@ class VisionTransformer(BaseBackbone):
                  interpolate_antialias: bool = True, norm: str = 'ln_eps6', act: str = 'gelu',
                  out_indices: Union[int, Sequence[int]] = -1, frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, fused_attn: Optional[bool] = None,
-                 init_cfg: Union[dict, list, None] = None) -> None:
+                 init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         dim, depth, heads = (check_int(f"arch['{k}']", cfg[k]) for k in ARCH_KEYS)
         mlp_ratio = cfg.get('mlp_ratio', 4.0)
@@ -285,7 +290,9 @@ class VisionTransformer(BaseBackbone):
                              'with_cls_token=False (the ViTDet / SAM form) to use window_block_indexes or use_rel_pos')
         if output_cls_token and not with_cls_token:
             raise ValueError('output_cls_token=True needs with_cls_token=True')
-        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        if cls_output == 'cls_token' and 'cls_token' in self.cls_outputs and not with_cls_token:
+            raise ValueError("cls_output='cls_token' needs with_cls_token=True (use 'avg_featmap' without one)")
+        super().__init__(in_channels, depth, out_indices, frozen_stages, norm_eval, with_cp, init_cfg, cls_output)
         self.embed_dim = dim
         self.patch_size = patch_size
         self.pos_grid: tuple[int, int] = grid  # type: ignore[assignment]
@@ -436,13 +443,21 @@ class VisionTransformer(BaseBackbone):
         return self.forward_tokens(x)[0]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) each prefix token (B, C)."""
+        """One (B, C, h, w) map per ``out_indices`` entry, then (``output_cls_token``) each prefix token (B, C),
+        then the ``cls_output`` feature."""
         self.check_input(x)
         feats, prefix = self.forward_tokens(x)
         outs = self.format_outputs(feats)
         if self.output_cls_token and prefix is not None:
             outs = (*outs, *prefix.unbind(1))  # (B, P, C) -> P x (B, C)
-        return outs
+        return self.append_cls_output(outs, self.cls_feature(prefix))
+
+    def cls_feature(self, prefix: Optional[Tensor]) -> Any:
+        """The ``'cls_token'`` feature from the last output's prefix tokens (B, P, C): the cls token (B, C), or
+        with a distillation token the pair (cls, distillation) (None without prefix tokens)."""
+        if prefix is None:
+            return None
+        return prefix[:, 0] if prefix.shape[1] == 1 else tuple(prefix.unbind(1))  # (B, P, C) -> P x (B, C)
 
 
 def _prefix_rows(length: int) -> Optional[int]:

@@ -463,9 +463,12 @@ class ViTAdapter(VisionTransformer):
         with_cp: Non-reentrant activation checkpointing of every ViT block, injector and extractor.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PATH)``: an official ViT-Adapter checkpoint, one of ours,
             or a plain ViT one (timm, DeiT, mmseg) for the ViT part.
+        cls_output: ``'avg_featmap'``: the stride-32 level averaged over space (see
+            :class:`~vit_backbones.backbones.base.BaseBackbone`); it needs level 3 in ``out_indices``.
     """
 
     checkpoint_family = 'vit_adapter'
+    cls_outputs = ('avg_featmap',)
     #: Every convolution that reads the image (both are adapted to other ``in_channels`` on load).
     stem_conv_keys = ('patch_embed.proj.weight', 'spm.stem.0.weight')
     #: Strides of the four pyramid levels.
@@ -482,7 +485,8 @@ class ViTAdapter(VisionTransformer):
                  add_vit_feature: bool = True, vit_feature: str = 'last', use_extra_extractor: bool = True,
                  norm_cfg: Optional[dict] = None, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 fused_attn: Optional[bool] = None, init_cfg: Union[dict, list, None] = None) -> None:
+                 fused_attn: Optional[bool] = None, init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         levels = parse_out_indices(out_indices, len(self.level_strides))
         for name, value in (('conv_inplane', conv_inplane), ('n_points', n_points),
                             ('deform_num_heads', deform_num_heads)):
@@ -501,7 +505,7 @@ class ViTAdapter(VisionTransformer):
                          window_block_indexes=window_block_indexes, window_pad=window_pad, use_rel_pos=use_rel_pos,
                          final_norm=False, interpolate_mode='bicubic', interpolate_antialias=False, out_indices=-1,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, fused_attn=fused_attn,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, cls_output=cls_output)
         dim = self.embed_dim
         if dim % deform_num_heads or int(dim * deform_ratio) % deform_num_heads or int(dim * deform_ratio) < 1:
             raise ValueError(f'deform_num_heads={deform_num_heads} must divide embed_dim={dim} and its '
@@ -514,6 +518,9 @@ class ViTAdapter(VisionTransformer):
                              f'interactions, got interaction_indexes={self.interaction_indexes}')
         self.num_stages = len(self.level_strides)
         self.out_indices = levels
+        if cls_output is not None and self.num_stages - 1 not in levels:
+            raise ValueError(f'cls_output={cls_output!r} reads the last level ({self.num_stages - 1}); add it to '
+                             f'out_indices, got {levels}')
         self.add_vit_feature = add_vit_feature
         self.vit_feature = vit_feature
         norm_cfg = norm_cfg or dict(type='BN')
@@ -638,6 +645,7 @@ class ViTAdapter(VisionTransformer):
         return feats
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """One (B, embed_dim, ceil(H / s), ceil(W / s)) map per ``out_indices`` level (stride s)."""
+        """One (B, embed_dim, ceil(H / s), ceil(W / s)) map per ``out_indices`` level (stride s), then the
+        ``cls_output`` feature."""
         self.check_input(x)
-        return self.format_outputs(self.forward_features(x))
+        return self.append_cls_output(self.format_outputs(self.forward_features(x)))

@@ -313,6 +313,7 @@ class HybridVisionTransformer(VisionTransformer):
         with_cp: Non-reentrant activation checkpointing of every ViT block and every ResNet bottleneck.
         fused_attn: ``F.scaled_dot_product_attention`` (True), the math path (False) or the package default (None).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PATH)`` with a timm hybrid checkpoint or one of ours.
+        cls_output: ``'avg_featmap'`` or ``'cls_token'``, as :class:`VisionTransformer`.
     """
 
     checkpoint_family = 'vit_hybrid'
@@ -325,7 +326,8 @@ class HybridVisionTransformer(VisionTransformer):
                  interpolate_mode: str = 'bicubic', interpolate_antialias: bool = True,
                  out_indices: Union[int, Sequence[int]] = -1, cnn_out_indices: Sequence[int] = (),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 fused_attn: Optional[bool] = None, init_cfg: Union[dict, list, None] = None) -> None:
+                 fused_attn: Optional[bool] = None, init_cfg: Union[dict, list, None] = None,
+                 cls_output: Optional[str] = None) -> None:
         cfg = resolve_arch(arch, ARCHS, ARCH_KEYS, optional=ARCH_OPTIONAL)
         depths, widths, stem_width, patch = _check_arch(cfg)
         cnn_stride = 4 * 2 ** max(len(depths) - 1, 0)
@@ -345,7 +347,7 @@ class HybridVisionTransformer(VisionTransformer):
                          output_cls_token=output_cls_token, interpolate_mode=interpolate_mode,
                          interpolate_antialias=interpolate_antialias, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, fused_attn=fused_attn,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, cls_output=cls_output)
         self.cnn_out_indices = cnn
         self.cnn_stride = cnn_stride
         self._cnn_channels = tuple(widths[i] for i in cnn)
@@ -400,11 +402,12 @@ class HybridVisionTransformer(VisionTransformer):
     # ---- forward --------------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """The (B, C_i, ceil(H / s_i), ceil(W / s_i)) maps of ``cnn_out_indices`` then ``out_indices``, then
-        (``output_cls_token``) the cls token (B, C)."""
+        (``output_cls_token``) the cls token (B, C), then the ``cls_output`` feature."""
         self.check_input(x)
         maps, tokens = self.patch_embed.forward_maps(x)
         feats, prefix = self.run_blocks(*self.embed_grid(tokens))
-        outs = (*(maps[i].contiguous() for i in self.cnn_out_indices), *self.format_outputs(feats))
+        vit_maps = self.format_outputs(feats)
+        outs = (*(maps[i].contiguous() for i in self.cnn_out_indices), *vit_maps)
         if self.output_cls_token and prefix is not None:
             outs = (*outs, *prefix.unbind(1))  # (B, P, C) -> P x (B, C)
-        return outs
+        return self.append_cls_output(outs, self.cls_feature(prefix), vit_maps)

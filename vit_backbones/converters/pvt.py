@@ -11,7 +11,9 @@ Layouts:
       (``attn.attn.in_proj_*`` = q and kv stacked, ``attn.attn.out_proj``) and 1x1-conv MLPs under
       ``ffn.layers`` (fc1 ``0``; fc2 ``3`` in v1, ``4`` in v2 after the depth-wise conv ``1``).
     * ours: ``patch_embed``, ``stages.{i}.downsample`` (i >= 1), ``stages.{i}.blocks.{j}``, v2 ``stages.{i}.norm``,
-      v1 ``stages.{i}.pos_embed`` of shape (1, C, h, w).
+      v1 ``stages.{i}.pos_embed`` of shape (1, C, h, w); with the v1 classifier's cls token (``cls_output=
+      'cls_token'``) ``stages.{last}.cls_token``, its position row ``stages.{last}.cls_pos_embed`` (1, 1, C) and
+      the final ``norm``. A dense model leaves those three out on loading (its ``unbuilt_reason``).
 """
 import re
 from typing import Any, Mapping
@@ -38,26 +40,30 @@ def _is_timm(sd: Mapping[str, Any]) -> bool:
     return _is_ours(sd) and any(k.startswith('head.') for k in sd)
 
 
-def _pos_embed_to_grid(pos: Any) -> Any:
-    """(1, N, C) -> (1, C, h, w), dropping a leading cls row when N - 1 (not N) is a square."""
+def _split_pos_embed(pos: Any) -> tuple[Any, Any]:
+    """(1, N, C) -> the grid (1, C, h, w) and the leading cls row (1, 1, C) when N - 1 (not N) is a square
+    (else None)."""
     n = pos.shape[1]
     side = round(n ** 0.5)
+    cls_row = None
     if side * side != n:
         side = round((n - 1) ** 0.5)
         if side * side != n - 1:
             raise ValueError(f'position embedding of shape {tuple(pos.shape)} is not a square grid (+ cls row)')
-        pos = pos[:, 1:]
-    return pos.transpose(1, 2).reshape(1, -1, side, side)  # (1, N, C) -> (1, C, N) -> (1, C, h, w)
+        pos, cls_row = pos[:, 1:], pos[:, :1]
+    return pos.transpose(1, 2).reshape(1, -1, side, side), cls_row  # (1, N, C) -> (1, C, N) -> (1, C, h, w)
+
+
+def _pos_embed_to_grid(pos: Any) -> Any:
+    """(1, N, C) -> (1, C, h, w), dropping a leading cls row when N - 1 (not N) is a square."""
+    return _split_pos_embed(pos)[0]
 
 
 def pvt_official_to_ours(state_dict: dict[str, Any]) -> Converted:
-    """Official PVT v1 or v2 -> ours."""
+    """Official PVT v1 or v2 -> ours (a v1 classifier's cls token, cls position row and final norm kept for a
+    model built with ``cls_output='cls_token'``)."""
     dropped: dict[str, str] = {}
-    sd = drop_keys(state_dict, [
-        (r'^head\.', 'classification head'),
-        (r'^cls_token$', 'classification cls token; the dense v1 has none'),
-        (r'^norm\.', 'v1 classification final norm; the dense v1 has no output norm'),
-    ], dropped)
+    sd = drop_keys(state_dict, [(r'^head\.', 'classification head')], dropped)
     sd = rename_keys(sd, [
         (r'^patch_embed1\.', 'patch_embed.'),
         (r'^patch_embed(\d)\.', lambda m: f'stages.{int(m.group(1)) - 1}.downsample.'),
@@ -67,7 +73,12 @@ def pvt_official_to_ours(state_dict: dict[str, Any]) -> Converted:
         (r'\.dwconv\.dwconv\.', '.dwconv.'),
     ])
     for key in [k for k in sd if k.endswith('pos_embed') and sd[k].ndim == 3]:
-        sd[key] = _pos_embed_to_grid(sd[key])
+        sd[key], cls_row = _split_pos_embed(sd[key])
+        if cls_row is not None:  # the v1 classifier's last stage: its cls token and position row go there
+            stage = key[:-len('pos_embed')]
+            sd[f'{stage}cls_pos_embed'] = cls_row
+            if 'cls_token' in sd:
+                sd[f'{stage}cls_token'] = sd.pop('cls_token')
     return Converted(sd, 'official', dropped)
 
 
