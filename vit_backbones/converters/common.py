@@ -30,16 +30,18 @@ def unwrap_state_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-# Top-level modules of mmdet/mmseg models that sit beside ``backbone.`` in a whole-model checkpoint.
-HEAD_PREFIXES = ('neck.', 'decode_head.', 'auxiliary_head.', 'rpn_head.', 'roi_head.', 'bbox_head.', 'mask_head.',
-                 'data_preprocessor.')
+# Top-level modules of mmdet/mmseg/mmpretrain models that sit beside ``backbone.`` in a whole-model checkpoint
+# (mmpretrain's ImageClassifier: ``head.``; its self-supervised algorithms: ``target_generator.``).
+HEAD_PREFIXES = ('neck.', 'head.', 'decode_head.', 'auxiliary_head.', 'rpn_head.', 'roi_head.', 'bbox_head.',
+                 'mask_head.', 'target_generator.', 'data_preprocessor.')
 
 
 def backbone_state_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The backbone's state dict inside any checkpoint: unwrapped, and ``backbone.*`` of a whole-model one."""
     state_dict = unwrap_state_dict(checkpoint)
-    if state_dict and all(k.startswith('backbone.') for k in state_dict if not k.startswith(HEAD_PREFIXES)):
-        return strip_prefix(state_dict, 'backbone.')  # a whole detector/segmentor checkpoint
+    if any(k.startswith('backbone.') for k in state_dict) and \
+            all(k.startswith('backbone.') for k in state_dict if not k.startswith(HEAD_PREFIXES)):
+        return strip_prefix(state_dict, 'backbone.')  # a whole detector/segmentor/classifier checkpoint
     return state_dict
 
 

@@ -6,6 +6,12 @@ Layouts:
       ``norm2``, ``mlp.fc{1,2}``), the PEGs ``pos_block.{i}.proj.0``, the final ``norm`` and ``head``. The final
       norm and the classifier are left out: the dense PCPVT returns its stage maps without norm (as the official
       segmentation and detection models).
+    * ``mmpretrain``: mmpretrain's ``PCPVT`` (Twins-PCPVT): ``patch_embeds.{i}.{projection,norm}``,
+      ``stages.{i}.{j}`` (``norm1``, ``attn.{q,kv,proj,sr,norm}``, ``norm2``, ``ffn.layers.0.0`` / ``ffn.layers.1``),
+      the PEGs ``position_encodings.{i}.proj`` and ``norm_after_stage{i}``, which are left out (the classification
+      configs put one after the last stage: timm's final ``norm``). mmpretrain builds its block norms with eps 1e-5
+      (``norm_cfg=dict(type='LN')``); the official Twins, timm and ours use 1e-6, which its checkpoints (converted
+      from the official ones) were trained with.
     * ``deit``: timm ``deit_*`` / ``vit_*`` and the official facebookresearch/deit checkpoints (with a classifier
       ``head``), read into the plain form: every block, the patch embedding, the cls token and the final norm; the
       absolute ``pos_embed`` (CPVT has none: the PEG replaces it), a distillation token and the heads are left out,
@@ -32,6 +38,27 @@ OURS_TO_TIMM_RULES = [
     (r'^stages\.(\d+)\.blocks\.(\d+)\.', r'blocks.\1.\2.'),
     (r'^stages\.(\d+)\.pos_block\.proj\.', r'pos_block.\1.proj.0.'),
 ]
+MMPRETRAIN_TO_OURS_RULES = [
+    (r'^patch_embeds\.(\d+)\.projection\.', r'stages.\1.patch_embed.proj.'),
+    (r'^patch_embeds\.(\d+)\.norm\.', r'stages.\1.patch_embed.norm.'),
+    (r'^position_encodings\.(\d+)\.proj\.', r'stages.\1.pos_block.proj.'),
+    (r'^stages\.(\d+)\.(\d+)\.', r'stages.\1.blocks.\2.'),
+    (r'\.ffn\.layers\.0\.0\.', '.mlp.fc1.'),
+    (r'\.ffn\.layers\.1\.', '.mlp.fc2.'),
+]
+OURS_TO_MMPRETRAIN_RULES = [
+    (r'^stages\.(\d+)\.patch_embed\.proj\.', r'patch_embeds.\1.projection.'),
+    (r'^stages\.(\d+)\.patch_embed\.norm\.', r'patch_embeds.\1.norm.'),
+    (r'^stages\.(\d+)\.pos_block\.proj\.', r'position_encodings.\1.proj.'),
+    (r'^stages\.(\d+)\.blocks\.(\d+)\.', r'stages.\1.\2.'),
+    (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
+    (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
+]
+MMPRETRAIN_ONLY_RULES = [
+    (r'^head\.', 'classification head'),
+    (r'^norm_after_stage\d+\.', "mmpretrain's norm after a stage (the classification models' final norm); the "
+                                  'dense PCPVT returns its stage maps without norm'),
+]
 TIMM_ONLY_RULES = [
     (r'^head\.', 'classification head'),
     (r'^norm\.', 'classification final norm; the dense PCPVT returns its stage maps without norm'),
@@ -48,6 +75,12 @@ _PYRAMID_PEG = re.compile(r'stages\.\d+\.pos_block\.proj\.weight$')
 def _is_timm(sd: Mapping[str, Any]) -> bool:
     # PCPVT's global sub-sampled attention (q / kv); Twins-SVT's grouped blocks (qkv) are another architecture
     return 'patch_embeds.0.proj.weight' in sd and 'pos_block.0.proj.0.weight' in sd and 'blocks.0.0.attn.q.weight' in sd
+
+
+def _is_mmpretrain(sd: Mapping[str, Any]) -> bool:
+    # global sub-sampled attention (q / kv) in the first block: PCPVT, not Twins-SVT (whose first block is grouped)
+    return 'patch_embeds.0.projection.weight' in sd and 'position_encodings.0.proj.weight' in sd and \
+        'stages.0.0.attn.q.weight' in sd
 
 
 def _is_deit(sd: Mapping[str, Any]) -> bool:
@@ -81,6 +114,24 @@ def cpvt_ours_to_timm(state_dict: dict[str, Any]) -> Converted:
     return Converted(rename_keys(state_dict, OURS_TO_TIMM_RULES), OURS, {})
 
 
+def cpvt_mmpretrain_to_ours(state_dict: dict[str, Any]) -> Converted:
+    """mmpretrain ``PCPVT`` -> our pyramid form; ``norm_after_stage*`` and the classifier are left out."""
+    dropped: dict[str, str] = {}
+    sd = drop_keys(state_dict, MMPRETRAIN_ONLY_RULES, dropped)
+    return Converted(rename_keys(sd, MMPRETRAIN_TO_OURS_RULES), 'mmpretrain', dropped)
+
+
+def cpvt_ours_to_mmpretrain(state_dict: dict[str, Any]) -> Converted:
+    """Our pyramid form -> mmpretrain ``PCPVT`` (build it with ``qkv_bias=True`` and no ``norm_after_stage``).
+
+    Raises:
+        ValueError: the state dict is of the plain form (mmpretrain has no plain CPVT).
+    """
+    if 'patch_embed.proj.weight' in state_dict:
+        raise ValueError('mmpretrain has no plain CPVT: only the pyramid form (PCPVT) can be exported to it')
+    return Converted(rename_keys(state_dict, OURS_TO_MMPRETRAIN_RULES), OURS, {})
+
+
 def cpvt_deit_to_ours(state_dict: dict[str, Any]) -> Converted:
     """timm / official DeiT or ViT -> our plain form: the same names, less the position embedding, distillation
     token and heads (see the module docstring)."""
@@ -99,6 +150,8 @@ CPVT = register_family(CheckpointFamily(
     layouts=(  # detection order: the first matching signature wins
         Layout('timm', _is_timm, cpvt_timm_to_ours, cpvt_ours_to_timm,
                'timm twins_pcpvt_* / official Twins pcpvt_*_v0 (patch_embeds.{i}, blocks.{i}.{j}, pos_block.{i})'),
+        Layout('mmpretrain', _is_mmpretrain, cpvt_mmpretrain_to_ours, cpvt_ours_to_mmpretrain,
+               'mmpretrain PCPVT (patch_embeds.{i}.projection, stages.{i}.{j}, position_encodings.{i})'),
         Layout('deit', _is_deit, cpvt_deit_to_ours, None,
                'timm / official DeiT or ViT with its head, read into the plain CPVT (pos_embed left out)'),
         Layout(OURS, _is_ours, cpvt_ours_to_ours, None, 'vit_backbones CPVT (plain or pyramid)'),

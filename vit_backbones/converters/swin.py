@@ -6,10 +6,11 @@ Layouts:
     * ``official``: microsoft/Swin-Transformer; downsampling at the end of a stage (``layers.i.downsample`` is
       our ``layers.{i+1}.downsample``), ``head``, persistent ``attn_mask`` / ``relative_position_index``
       buffers, optional ``absolute_pos_embed`` of shape (1, N, C).
-    * ``mm``: mmdet / mmseg ``SwinTransformer`` (one layout). ``patch_embed.projection``,
+    * ``mm``: mmdet / mmseg / mmpretrain ``SwinTransformer`` (one layout). ``patch_embed.projection``,
       ``stages.{i}.blocks.{j}.attn.w_msa``, ``ffn.layers.0.0`` / ``ffn.layers.1`` for fc1 / fc2, downsampling at
       the end of a stage (``stages.i.downsample`` is our ``layers.{i+1}.downsample``) with its 4C channels in
-      ``nn.Unfold`` order, output norms ``norm{i}``, persistent ``relative_position_index`` buffers and an
+      ``nn.Unfold`` order, output norms ``norm{i}`` (mmpretrain's state dicts before its version 2: ``norm``, the
+      last stage's), persistent ``relative_position_index`` (and before version 3 ``attn_mask``) buffers and an
       optional ``absolute_pos_embed`` of shape (1, N, C).
     * ours: timm's names, plus per-output norms ``norms.{i}`` and ``absolute_pos_embed`` of shape (1, C, h, w).
 """
@@ -83,7 +84,8 @@ _MM_ATTENTION = re.compile(r'stages\.\d+\.blocks\.\d+\.attn\.w_msa\.')
 
 
 def _is_mm(sd: Mapping[str, Any]) -> bool:
-    return 'patch_embed.projection.weight' in sd or any(_MM_ATTENTION.match(k) for k in sd)
+    has_stages = any(k.startswith('stages.') for k in sd)  # a plain mm ViT has the same stem but ``layers.``
+    return ('patch_embed.projection.weight' in sd and has_stages) or any(_MM_ATTENTION.match(k) for k in sd)
 
 
 _STAGE_ATTENTION = re.compile(r'layers\.\d+\.blocks\.\d+\.attn\.qkv\.')
@@ -126,7 +128,7 @@ def swin_official_to_ours(state_dict: dict[str, Any]) -> Converted:
 
 
 def swin_mm_to_ours(state_dict: dict[str, Any]) -> Converted:
-    """mmdet/mmseg Swin -> ours.
+    """mmdet/mmseg/mmpretrain Swin -> ours.
 
     Renames keys, moves downsampling one stage later, restores the official patch-merging channel order (the
     reduction's input channels and the merge norm's weight and bias), reshapes ``absolute_pos_embed`` to a grid
@@ -135,6 +137,8 @@ def swin_mm_to_ours(state_dict: dict[str, Any]) -> Converted:
     dropped: dict[str, str] = {}
     sd = drop_keys(state_dict, BUFFER_RULES, dropped)
     sd = rename_keys(sd, MM_TO_OURS_RULES)
+    if any(k.startswith('norm.') for k in sd):  # mmpretrain before version 2: the last stage's output norm
+        sd = rename_keys(sd, [(r'^norm\.', f'norms.{_num_stages(sd) - 1}.')])
     for key in [k for k in sd if re.search(MERGE_CHANNEL_KEY, k)]:
         sd[key] = merge_channels_unfold_to_official(sd[key])
     if 'absolute_pos_embed' in sd and sd['absolute_pos_embed'].ndim == 3:
@@ -179,7 +183,7 @@ SWIN = register_family(CheckpointFamily(
     backbones=('SwinTransformer',),
     layouts=(  # detection order: the first matching signature wins
         Layout('mm', _is_mm, swin_mm_to_ours, swin_ours_to_mm,
-               'mmdet/mmseg SwinTransformer (patch_embed.projection, attn.w_msa, nn.Unfold merge order)'),
+               'mmdet/mmseg/mmpretrain SwinTransformer (patch_embed.projection, attn.w_msa, nn.Unfold merge order)'),
         Layout('official', _is_official, swin_official_to_ours, None,
                'microsoft/Swin-Transformer (downsample at the end of a stage, head)'),
         Layout('timm', _is_timm, swin_timm_to_ours, swin_ours_to_timm, 'timm swin_* (final norm, head.fc)'),

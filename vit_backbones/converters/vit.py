@@ -4,9 +4,12 @@ Layouts:
     * ``samvit``: timm ``samvit_*`` (the SAM image encoder: ``pos_embed`` of shape (1, h, w, C), per-block
       ``attn.rel_pos_{h,w}``, a conv ``neck``) and the official Segment Anything checkpoint (``image_encoder.``
       prefix, ``mlp.lin{1,2}``; the prompt encoder and mask decoder are left out).
-    * ``mm``: mmseg's ``VisionTransformer`` (``patch_embed.projection``, ``layers.{i}.ln{1,2}``,
-      ``attn.attn.in_proj_*`` / ``attn.attn.out_proj``, ``ffn.layers.0.0`` / ``ffn.layers.1``, final norm ``ln1``)
-      and mmpretrain's (the same with ``attn.qkv`` / ``attn.proj``).
+    * ``mmpretrain``: mmpretrain's ``VisionTransformer`` and ``DistilledVisionTransformer`` (``patch_embed.projection``,
+      ``layers.{i}.ln{1,2}``, ``attn.qkv`` / ``attn.proj``, ``ffn.layers.0.0`` / ``ffn.layers.1``, LayerScale
+      ``attn.gamma1.weight`` / ``ffn.gamma2.weight``, final norm ``ln1``; ``ln2``, the norm of the pooled
+      ``out_type='avg_featmap'`` feature, is left out). ``pre_norm=True`` (CLIP) models are refused: ours has no
+      norm before the blocks.
+    * ``mm``: mmseg's ``VisionTransformer`` (the same names, with ``attn.attn.in_proj_*`` / ``attn.attn.out_proj``).
     * ``timm``: timm ``vit_*`` / ``deit_*`` / ``deit_*_distilled_*`` and MAE checkpoints that still hold a
       classifier (``head``, ``head_dist``, ``fc_norm``) or MAE's decoder and ``mask_token``: those are left out.
     * ours: timm's names (``patch_embed.proj``, ``cls_token``, ``dist_token``, ``pos_embed`` (1, P + h*w, C),
@@ -30,6 +33,8 @@ MM_TO_OURS_RULES = [
     (r'\.attn\.attn\.out_proj\.', '.attn.proj.'),
     (r'\.ffn\.layers\.0\.0\.', '.mlp.fc1.'),
     (r'\.ffn\.layers\.1\.', '.mlp.fc2.'),
+    (r'\.attn\.gamma1\.weight$', '.ls1.gamma'),
+    (r'\.ffn\.gamma2\.weight$', '.ls2.gamma'),
     (r'^ln1\.', 'norm.'),
 ]
 OURS_TO_MM_RULES = [
@@ -42,6 +47,19 @@ OURS_TO_MM_RULES = [
     (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
     (r'^norm\.', 'ln1.'),
 ]
+# mmseg's names without its attention renames: mmpretrain keeps timm's attn.qkv / attn.proj, and has LayerScale.
+OURS_TO_MMPRETRAIN_RULES = [
+    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+    (r'^blocks\.(\d+)\.', r'layers.\1.'),
+    (r'\.norm([12])\.', r'.ln\1.'),
+    (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
+    (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
+    (r'\.ls1\.gamma$', '.attn.gamma1.weight'),
+    (r'\.ls2\.gamma$', '.ffn.gamma2.weight'),
+    (r'^norm\.', 'ln1.'),
+]
+MMPRETRAIN_ONLY_RULES = [(r'^head\.', 'classification head'),
+                         (r'^ln2\.', "norm of mmpretrain's pooled avg_featmap feature")]
 TIMM_ONLY_RULES = [
     (r'^head\.', 'classification head'),
     (r'^head_dist\.', 'distillation head'),
@@ -81,6 +99,10 @@ def _is_samvit(sd: Mapping[str, Any]) -> bool:
 def _is_mm(sd: Mapping[str, Any]) -> bool:
     return 'patch_embed.projection.weight' in sd and 'layers.0.ln1.weight' in sd and \
         ('layers.0.attn.attn.in_proj_weight' in sd or 'layers.0.attn.qkv.weight' in sd)
+
+
+def _is_mmpretrain(sd: Mapping[str, Any]) -> bool:
+    return _is_mm(sd) and 'layers.0.attn.qkv.weight' in sd
 
 
 def _is_timm(sd: Mapping[str, Any]) -> bool:
@@ -131,6 +153,28 @@ def mm_to_ours(state_dict: dict[str, Any]) -> Converted:
     return Converted(rename_keys(sd, MM_TO_OURS_RULES), 'mm', dropped)
 
 
+def mmpretrain_to_ours(state_dict: dict[str, Any]) -> Converted:
+    """mmpretrain ``VisionTransformer`` / ``DistilledVisionTransformer`` -> ours (timm's names)."""
+    if any(k.startswith('pre_norm.') for k in state_dict):
+        raise CheckpointMismatchError("an mmpretrain VisionTransformer with pre_norm=True (CLIP): its LayerNorm "
+                                      "before the blocks ('pre_norm.*') has no counterpart in ours")
+    dropped: dict[str, str] = {}
+    sd = drop_keys(state_dict, MMPRETRAIN_ONLY_RULES, dropped)
+    return Converted(rename_keys(sd, MM_TO_OURS_RULES), 'mmpretrain', dropped)
+
+
+def ours_to_mmpretrain(state_dict: dict[str, Any]) -> Converted:
+    """Ours -> mmpretrain ``VisionTransformer`` keys (``DistilledVisionTransformer`` with a ``dist_token``).
+
+    mmpretrain has no windowed or relative-position attention. A ``patch_bias=False`` model exports without
+    ``patch_embed.projection.bias``, which mmpretrain builds unless ``pre_norm=True``.
+    """
+    if any('.attn.rel_pos_' in k for k in state_dict):
+        raise CheckpointMismatchError("mmpretrain's VisionTransformer has no relative-position attention "
+                                      '(attn.rel_pos_h / rel_pos_w)')
+    return Converted(rename_keys(state_dict, OURS_TO_MMPRETRAIN_RULES), OURS, {})
+
+
 def ours_to_mm(state_dict: dict[str, Any]) -> Converted:
     """Ours -> mmseg ``VisionTransformer`` keys (``final_norm=True``, ``with_cls_token=True``)."""
     if 'cls_token' not in state_dict or 'dist_token' in state_dict:
@@ -164,8 +208,10 @@ VIT = register_family(CheckpointFamily(
     layouts=(
         Layout('samvit', _is_samvit, samvit_to_ours, ours_to_samvit,
                'timm samvit_* / official Segment Anything image encoder (pos_embed (1, h, w, C), rel_pos, neck)'),
+        Layout('mmpretrain', _is_mmpretrain, mmpretrain_to_ours, ours_to_mmpretrain,
+               'mmpretrain VisionTransformer / DistilledVisionTransformer (layers.{i}.ln1, attn.qkv, ffn.layers)'),
         Layout('mm', _is_mm, mm_to_ours, ours_to_mm,
-               'mmseg / mmpretrain VisionTransformer (layers.{i}.ln1, attn.attn.in_proj_weight, ffn.layers)'),
+               'mmseg VisionTransformer (layers.{i}.ln1, attn.attn.in_proj_weight, ffn.layers)'),
         Layout('timm', _is_timm, timm_to_ours, ours_to_timm,
                'timm vit_* / deit_* / MAE with a classifier or decoder (head, head_dist, fc_norm, decoder_*)'),
         Layout(OURS, _is_ours, vit_ours_to_ours, None, 'vit_backbones VisionTransformer (= headless timm keys)'),
