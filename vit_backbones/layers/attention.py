@@ -7,7 +7,8 @@ only exist on the math path force it: talking heads (CaiT: head mixing before an
 re-attention (DeepViT: a learned head-mixing of the softmaxed map, then BatchNorm).
 
 :func:`capture_attention` records the per-head attention maps of every attention module in a model without
-changing its outputs (the maps are recomputed beside the fused path), for the analysis tools.
+changing its outputs (the maps are recomputed beside the fused path), for the analysis tools; with a callback the
+maps are streamed to it one call at a time instead of kept.
 
 References:
     Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv:1706.03762.
@@ -15,7 +16,7 @@ References:
     Zhou et al., "DeepViT: Towards Deeper Vision Transformer" (re-attention), arXiv:2103.11886.
 """
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +95,7 @@ class Attention(nn.Module):
             self.var_norm = nn.BatchNorm2d(num_heads)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self._captured: Optional[list[Tensor]] = None
+        self._capture: Optional[Callable[[Tensor], None]] = None  # set by capture_attention only
 
     # ---- pieces -------------------------------------------------------------------------------------
     def _heads(self, x: Tensor) -> Tensor:
@@ -177,12 +178,12 @@ class Attention(nn.Module):
                 B, h, N, M = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
                 full = attn_mask.unsqueeze(0).expand(B // tile, tile, h, N, M).reshape(B, h, N, M)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=drop, scale=self.scale)
-            if self._captured is not None:
-                self._captured.append(self._attention_map(q, k, attn_mask, tile).detach())
+            if self._capture is not None:
+                self._capture(self._attention_map(q, k, attn_mask, tile).detach())
             return out
         attn = self._attention_map(q, k, attn_mask, tile, drop)
-        if self._captured is not None:
-            self._captured.append(attn.detach())
+        if self._capture is not None:
+            self._capture(attn.detach())
         return (attn if self.re_attention else F.dropout(attn, drop, self.training)) @ v
 
     def out(self, x: Tensor) -> Tensor:
@@ -205,12 +206,20 @@ class Attention(nn.Module):
 
 
 @contextmanager
-def capture_attention(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
+def capture_attention(model: nn.Module, callback: Optional[Callable[[str, 'Attention', Tensor], None]] = None
+                      ) -> Iterator[dict[str, list[Tensor]]]:
     """Record the attention maps of every :class:`Attention` in ``model`` while the context is open.
 
     Yields a dict from module name to the list of maps it produced, one (B', h, N, M) tensor per call (windowed
     attention gives B' = batch x windows). Outputs are unchanged: on the fused path the maps are computed beside
-    it. Maps are detached, and exclude attention dropout.
+    it. Maps are detached, and exclude attention dropout. They are the weights that mix the values: after
+    talking heads' second mixing and after re-attention (whose maps are therefore not row-stochastic).
+
+    Args:
+        model: Any module; every :class:`Attention` inside it (subclasses included) is recorded.
+        callback: Instead of keeping the maps, call ``callback(name, module, attn)`` with each one as it is
+            computed (the yielded dict then stays empty): a caller that reduces every map at once and drops it
+            keeps memory bounded on large inputs.
 
     Example:
         >>> with capture_attention(backbone) as maps:
@@ -219,11 +228,14 @@ def capture_attention(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
     """
     modules = {name: m for name, m in model.named_modules() if isinstance(m, Attention)}
     maps: dict[str, list[Tensor]] = {name: [] for name in modules}
-    previous = {name: m._captured for name, m in modules.items()}
+    previous = {name: m._capture for name, m in modules.items()}
     for name, module in modules.items():
-        module._captured = maps[name]
+        if callback is None:
+            module._capture = maps[name].append
+        else:
+            module._capture = (lambda attn, name=name, module=module: callback(name, module, attn))
     try:
         yield maps
     finally:
         for name, module in modules.items():
-            module._captured = previous[name]
+            module._capture = previous[name]
