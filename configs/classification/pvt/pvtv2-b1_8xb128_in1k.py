@@ -1,0 +1,8 @@
+"""PVTv2-b1 on ImageNet-1k, 300 epochs, 8 GPUs x 128 images: the official PVT v2 recipe (arXiv:2106.13797;
+whai362/PVT ``classification/configs/pvt_v2/pvt_v2_b1.py``), i.e. PVTv2-b0's recipe with drop path 0.1 and
+no gradient clipping. Expected top-1: 78.7 (paper).
+
+    bash tools/dist_train.sh configs/classification/pvt/pvtv2-b1_8xb128_in1k.py 8
+"""
+_base_ = ['./pvtv2-b0_8xb128_in1k.py']
+model = dict(backbone=dict(arch='b1', drop_path_rate=0.1), head=dict(in_channels=512))
