@@ -6,15 +6,19 @@
 #   make demo     install, then run tools/demo.sh (data, training, evaluation);
 #                 DEMO_CONFIG=configs/demo/cvt13_upernet_demo.py picks another demo
 #   make demo-det install, then run tools/demo_det.sh (detection: data, training, box/mask mAP)
+#   make demo-cls install, then run tools/demo_cls.sh (classification with mmpretrain: data, training,
+#                 top-1 accuracy); DEMO_CLS_SEG=1 then also trains the segmentation demo with its
+#                 backbone initialised from that classifier (work_dirs/demo_cls_init)
 #   make clean    remove build outputs and caches; keeps .venv but forgets that
 #                 it was installed, so the next target re-checks it
 PYTHON ?= python3
 DEMO_CONFIG ?=
+DEMO_CLS_SEG ?=
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-full demo demo-det clean distclean
+.PHONY: install test test-full demo demo-det demo-cls clean distclean
 
 install: $(STAMP)
 
@@ -36,6 +40,9 @@ demo: install
 
 demo-det: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo_det.sh
+
+demo-cls: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON=$(CURDIR)/$(VPY) bash tools/demo_cls.sh $(if $(DEMO_CLS_SEG),--seg)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache vit_backbones/.mim $(STAMP)

@@ -63,9 +63,11 @@ def test_annotations_are_pinned(tmp_path: Path) -> None:
 
 def test_generators_share_the_painting_module() -> None:
     """demo_coco paints with the public helpers of ``painting``, not with demo_shapes' internals."""
-    from vit_backbones.datasets import demo_shapes, painting
-    for module in (demo_coco, demo_shapes):
-        assert module.background is painting.background and module.polygon is painting.polygon
+    from vit_backbones.datasets import demo_cls, demo_shapes, painting
+    for module in (demo_coco, demo_shapes, demo_cls):
+        assert module.background is painting.background
+    assert demo_coco.polygon is painting.polygon
+    assert demo_shapes.paint_shape is demo_cls.paint_shape is painting.paint_shape
     source = Path(demo_coco.__file__).read_text()
     assert 'from .demo_shapes import _' not in source and 'demo_shapes._' not in source
 

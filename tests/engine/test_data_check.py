@@ -105,6 +105,7 @@ def test_only_the_given_loaders_are_checked(tmp_path: Path, demo_root: Path) -> 
 @pytest.mark.parametrize('config, command', [
     ('swin_t_upernet_demo.py', 'python tools/make_demo_data.py {root}\n'),
     ('mask-rcnn_pvtv2-b0_demo.py', 'python tools/make_demo_data.py {root} --kind det'),
+    ('swin_t_cls_demo.py', 'python tools/make_demo_data.py {root} --kind cls'),  # mmpretrain: data_prefix='train'
 ])
 def test_demo_configs_suggest_the_generator(tmp_path: Path, config: str, command: str) -> None:
     cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / config))

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .atomic import write_dataset
-from .painting import HUE_JITTER, HUES, background, hsv_to_bgr, polygon
+from .painting import HUE_JITTER, HUES, add_noise, background, hsv_to_bgr, paint_shape
 
 CLASSES: tuple[str, ...] = ('background', 'circle', 'square', 'triangle', 'star')
 PALETTE: list[list[int]] = [[0, 0, 0], [220, 40, 40], [40, 180, 70], [40, 90, 230], [240, 200, 20]]
@@ -55,19 +55,8 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
         cx, cy = rng.uniform(0.05, 0.95, size=2) * size
         hue = HUES[kind] + rng.uniform(-HUE_JITTER, HUE_JITTER)
         colour = hsv_to_bgr(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
-        mask = np.zeros((size, size), np.uint8)
-        poly = polygon(kind, rng, cx, cy, r)
-        if poly is None:
-            cv2.circle(mask, (int(round(cx)), int(round(cy))), int(round(r * 0.8)), 1, thickness=-1)
-        else:
-            cv2.fillPoly(mask, [poly], 1)
-        shade = 1.0 + rng.uniform(-0.15, 0.15) * ((np.mgrid[0:size, 0:size][1] / size) - 0.5)  # (H, W)
-        fill = np.array(colour, np.float32) * shade[..., None]  # (H, W, 3)
-        on = mask.astype(bool)
-        img[on] = fill[on]
-        label[on] = cls_id
-    img += rng.normal(0, rng.uniform(3, 10), img.shape).astype(np.float32)
-    return img.round().clip(0, 255).astype(np.uint8), label
+        label[paint_shape(img, rng, kind, cx, cy, r, colour)] = cls_id
+    return add_noise(img, rng), label
 
 
 def _write_split(root: Path, split: str, split_id: int, num: int, size: int, seed: int) -> list[int]:

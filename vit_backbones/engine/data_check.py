@@ -7,7 +7,7 @@ before the runner is built and reports every missing folder or annotation file a
 How to get it: a config may say so itself in a top-level ``data_hint`` string (``{root}`` stands for the dataset's
 ``data_root``), e.g. ``data_hint = 'generate it with: python tools/make_demo_data.py {root}'``; mmengine's Runner
 ignores the key. Otherwise the standard datasets (ADE20K, COCO) get their download instructions and any other
-dataset a pointer to the mmseg/mmdet preparation docs.
+dataset a pointer to the mmseg/mmdet preparation docs. mmseg, mmdet and mmpretrain dataset configs are understood.
 """
 from __future__ import annotations
 
@@ -47,9 +47,15 @@ def _join(root: str, path: str) -> str:
 
 
 def _required_paths(dataset: Mapping) -> list[str]:
-    """Local folders and files a dataset config needs: ``data_root`` + each ``data_prefix`` entry + ``ann_file``."""
+    """Local folders and files a dataset config needs: ``data_root`` + each ``data_prefix`` entry + ``ann_file``.
+
+    ``data_prefix`` is a dict (mmseg, mmdet) or, as mmpretrain's datasets also take it, one image folder string.
+    """
     root = dataset.get('data_root') or ''
-    prefixes = [p for p in (dataset.get('data_prefix') or {}).values() if isinstance(p, str)]
+    data_prefix = dataset.get('data_prefix') or {}
+    if isinstance(data_prefix, str):
+        data_prefix = dict(img_path=data_prefix)
+    prefixes = [p for p in data_prefix.values() if isinstance(p, str)]
     ann_file = dataset.get('ann_file') or ''
     paths = [_join(root, p) for p in prefixes]
     if ann_file:
