@@ -43,3 +43,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture
+def mmpretrain_scope():
+    """mmpretrain as mmengine's default scope for one test, then the scopes exactly as before: a scope left behind
+    would resolve later tests' types (e.g. ``LN2d``) in mmpretrain's registry instead of theirs."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    DefaultScope.get_instance(f'mmpretrain-test-{len(saved)}', scope_name='mmpretrain')
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

@@ -54,17 +54,6 @@ def rel(path: Path) -> str:
     return path.relative_to(CLS_DIR).as_posix()
 
 
-@pytest.fixture
-def mmpretrain_scope():
-    """mmpretrain as mmengine's default scope for one test, then the scopes exactly as before."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
-    DefaultScope.get_instance(f'mmpretrain-cls-config-test-{len(saved)}', scope_name='mmpretrain')
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 def test_every_config_has_a_recipe() -> None:
     assert {rel(p) for p in CONFIGS} == set(DEIT_FAMILY) | {VIT_PRETRAIN, VIT_FINETUNE}
 

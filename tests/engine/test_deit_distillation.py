@@ -14,17 +14,6 @@ NUM_CLASSES = 5
 TINY_REGNET = dict(w0=8, wa=8.0, wm=1.5, group_w=8, depth=5, bot_mul=1.0)  # 4 stages, 8-40 wide
 
 
-@pytest.fixture
-def mmpretrain_scope():
-    """mmpretrain as mmengine's default scope for one test, then the scopes exactly as before."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
-    DefaultScope.get_instance(f'mmpretrain-distill-test-{len(saved)}', scope_name='mmpretrain')
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 def tiny_teacher_cfg() -> dict:
     """An mmpretrain ImageClassifier over a two-block RegNet (the recipe's teacher is RegNetY-16GF)."""
     from mmpretrain.registry import MODELS

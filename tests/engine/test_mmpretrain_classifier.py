@@ -9,18 +9,6 @@ from tests.backbones.tiny_archs import TINY, backbone_type
 mmpretrain = pytest.importorskip('mmpretrain')
 
 
-@pytest.fixture
-def mmpretrain_scope():
-    """mmpretrain as mmengine's default scope for one test, then the scopes exactly as before: a scope left behind
-    would resolve later tests' types (e.g. ``LN2d``) in mmpretrain's registry instead of theirs."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
-    DefaultScope.get_instance(f'mmpretrain-test-{len(saved)}', scope_name='mmpretrain')
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_image_classifier_trains_and_predicts_with_our_backbone(name, mmpretrain_scope):
     from mmpretrain.registry import MODELS

@@ -21,17 +21,6 @@ CLASSES = ('top_left', 'top_right', 'bottom_left', 'bottom_right')
 PATCH = 8
 
 
-@pytest.fixture
-def mmpretrain_scope():
-    """mmpretrain as mmengine's default scope for one test, then the scopes exactly as before."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
-    DefaultScope.get_instance(f'mmpretrain-finetune-test-{len(saved)}', scope_name='mmpretrain')
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 def make_quadrant_set(root: Path, per_class: int, seed: int, size: int = 64) -> None:
     """``root/<quadrant>/*.png``: a bright disc or square of random colour and size in one quadrant of a noisy
     dark background; the class is the quadrant."""
