@@ -52,14 +52,23 @@ from vit_backbones.backbones import (
 from vit_backbones.backbones.vit_hybrid import HybridVisionTransformer
 from vit_backbones.engine import AtomicLocalBackend
 from vit_backbones.engine import benchmark as bench
+from vit_backbones.layers import fused_attn_enabled
 
 SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
+
+
+def ours_and_other_path(build: Callable[[Optional[bool]], nn.Module]) -> dict[str, Callable[[], nn.Module]]:
+    """Our model with the attention path this machine picks by default (``'ours'``: ``fused_attn=None``, see
+    :func:`vit_backbones.layers.fused_attn_enabled`) and with the other path (``'ours_math'`` where the default is
+    fused SDPA, ``'ours_fused'`` where it is the math path), so that every run checks the default's choice."""
+    name, fused = ('ours_math', False) if fused_attn_enabled(None) else ('ours_fused', True)
+    return {'ours': lambda: build(None), name: lambda: build(fused)}
 
 
 def swin_t_candidates() -> dict[str, Callable[[], nn.Module]]:
     """Swin-T (four stage maps): ours (fused and math attention), timm (``features_only``), mmseg, mmdet and
     mmpretrain (``pad_small_map``: maps smaller than a window are padded, as ours)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return SwinTransformer('tiny', drop_path_rate=0.0, fused_attn=fused)
 
     def timm_swin() -> nn.Module:
@@ -83,7 +92,7 @@ def swin_t_candidates() -> dict[str, Callable[[], nn.Module]]:
         return MMPretrainSwin(arch='tiny', img_size=224, out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
                               pad_small_map=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_swin,
+    return {**ours_and_other_path(ours), 'timm': timm_swin,
             'mmseg': mmseg_swin, 'mmdet': mmdet_swin, 'mmpretrain': mmpretrain_swin}
 
 
@@ -94,15 +103,13 @@ def ours_swin_t() -> nn.Module:
 
 def shuffle_t_candidates() -> dict[str, Callable[[], nn.Module]]:
     """Shuffle-T (no peer implementation): ours (fused and math attention) and our Swin-T (4.5 GFLOPs at 224)."""
-    return {'ours': lambda: ShuffleTransformer('tiny', drop_path_rate=0.0, fused_attn=True),
-            'ours_math': lambda: ShuffleTransformer('tiny', drop_path_rate=0.0, fused_attn=False),
+    return {**ours_and_other_path(lambda fused: ShuffleTransformer('tiny', drop_path_rate=0.0, fused_attn=fused)),
             'swin_t': ours_swin_t}
 
 
 def cvt_13_candidates() -> dict[str, Callable[[], nn.Module]]:
     """CvT-13 (no peer implementation of its dense form): ours (fused and math attention) and our Swin-T."""
-    return {'ours': lambda: CvT('cvt-13', drop_path_rate=0.0, fused_attn=True),
-            'ours_math': lambda: CvT('cvt-13', drop_path_rate=0.0, fused_attn=False),
+    return {**ours_and_other_path(lambda fused: CvT('cvt-13', drop_path_rate=0.0, fused_attn=fused)),
             'swin_t': ours_swin_t}
 
 
@@ -110,7 +117,7 @@ def vit_b16_candidates() -> dict[str, Callable[[], nn.Module]]:
     """ViT-B/16 (last block's map; the position embedding resized to the input): ours (fused and math attention),
     timm (``dynamic_img_size``, the same resize), mmseg's ``VisionTransformer`` (bicubic resize, no antialias) and
     mmpretrain's (``out_type='featmap'``; bicubic resize)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return VisionTransformer('base', fused_attn=fused)
 
     def timm_vit() -> nn.Module:
@@ -126,7 +133,7 @@ def vit_b16_candidates() -> dict[str, Callable[[], nn.Module]]:
         from mmpretrain.models.backbones import VisionTransformer as MMPretrainViT
         return MMPretrainViT(arch='base', img_size=224, patch_size=16, out_type='featmap')
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_vit, 'mmseg': mmseg_vit,
+    return {**ours_and_other_path(ours), 'timm': timm_vit, 'mmseg': mmseg_vit,
             'mmpretrain': mmpretrain_vit}
 
 
@@ -172,7 +179,7 @@ def levit_256_candidates() -> dict[str, Callable[[], nn.Module]]:
     """LeViT-256 (three stage maps): ours (fused and math attention; bias tables resized to the input at every
     forward), timm ``levit_256`` and mmpretrain's ``LeViT('256')``, both built for the input size (math attention
     only; no resize; mmpretrain's returns the last stage)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return LeViT('256', fused_attn=fused)
 
     def mmpretrain_levit() -> nn.Module:
@@ -180,28 +187,28 @@ def levit_256_candidates() -> dict[str, Callable[[], nn.Module]]:
         return _FixedSize(lambda size: MMPretrainLeViT('256', img_size=size[0], drop_path_rate=0.0),
                           lambda model, x: model(x))
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False),
+    return {**ours_and_other_path(ours),
             'timm': lambda: _timm_fixed_size('levit_256'), 'mmpretrain': mmpretrain_levit}
 
 
 def vit_b_r50_candidates() -> dict[str, Callable[[], nn.Module]]:
     """R50+ViT-B/16 (last block's map; the position grid of 384 resized to the input): ours (fused and math
     attention) and timm's ``vit_base_r50_s16_384`` (``dynamic_img_size``, the same resize; ``dynamic_img_pad``)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return HybridVisionTransformer('base_r50_s16', pretrain_img_size=384, fused_attn=fused)
 
     def timm_hybrid() -> nn.Module:
         import timm
         return timm.create_model('vit_base_r50_s16_384', num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_hybrid}
+    return {**ours_and_other_path(ours), 'timm': timm_hybrid}
 
 
 def ceit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     """CeiT-S (last block's patch-token map; I2T stem, LeFF blocks, no LCA): ours (fused and math attention) against
     timm's ``deit_small_patch16_224`` (``dynamic_img_size``), the closest peer at similar FLOPs (4.6G against CeiT-S's
     4.5G in the papers). timm has no CeiT and CeiT has no public code, so no same-architecture reference exists."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         from vit_backbones.backbones.ceit import CeiT
         return CeiT('small', fused_attn=fused)
 
@@ -209,7 +216,7 @@ def ceit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
         import timm
         return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+    return {**ours_and_other_path(ours), 'timm_deit_s': timm_deit}
 
 
 def deepvit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
@@ -217,7 +224,7 @@ def deepvit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     eleven plain blocks; re-attention always runs the math path) against timm's ``deit_small_patch16_224``
     (``dynamic_img_size``), the closest peer: timm has no DeepViT, and DeiT-S is the plain ViT of about the same
     width and FLOPs (384 channels, 12 blocks against DeepViT-S's 396 and 16 of MLP ratio 3)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         from vit_backbones.backbones.deepvit import DeepViT
         return DeepViT('s', fused_attn=fused)
 
@@ -225,14 +232,14 @@ def deepvit_s_candidates() -> dict[str, Callable[[], nn.Module]]:
         import timm
         return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+    return {**ours_and_other_path(ours), 'timm_deit_s': timm_deit}
 
 
 def pcpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     """Twins-PCPVT-S (four stage maps): ours (fused and math attention) and timm's ``twins_pcpvt_small``
     (``features_only``: its four stage maps; timm floors sizes its strides do not divide, ours pads them) and
     mmpretrain's ``PCPVT('small')`` (four stage maps)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         from vit_backbones.backbones.cpvt import CPVT
         return CPVT('pcpvt_small', fused_attn=fused)
 
@@ -244,7 +251,7 @@ def pcpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
         from mmpretrain.models.backbones import PCPVT as MMPretrainPCPVT
         return MMPretrainPCPVT('small', out_indices=(0, 1, 2, 3), qkv_bias=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_pcpvt,
+    return {**ours_and_other_path(ours), 'timm': timm_pcpvt,
             'mmpretrain': mmpretrain_pcpvt}
 
 
@@ -252,7 +259,7 @@ def cpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     """CPVT-S (last block's map; PEG after block 0, no position table): ours (fused and math attention) against
     timm's ``deit_small_patch16_224`` (``dynamic_img_size``: its position table resized to the input), the same
     network with a position table instead of the PEG; timm has no plain CPVT."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         from vit_backbones.backbones.cpvt import CPVT
         return CPVT('small', fused_attn=fused)
 
@@ -260,26 +267,26 @@ def cpvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
         import timm
         return timm.create_model('deit_small_patch16_224', num_classes=0, dynamic_img_size=True)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm_deit_s': timm_deit}
+    return {**ours_and_other_path(ours), 'timm_deit_s': timm_deit}
 
 
 def pvt_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     """PVT v1-Small (four stage maps; position tables resized to the input): ours (fused and math attention) and
     mmdet's ``PyramidVisionTransformer`` (its defaults are PVT-Small; ``nn.MultiheadAttention``). timm has no PVT v1."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return PyramidVisionTransformer('small', drop_path_rate=0.0, fused_attn=fused)
 
     def mmdet_pvt() -> nn.Module:
         from mmdet.models.backbones import PyramidVisionTransformer as MMDetPVT
         return MMDetPVT(num_layers=[3, 4, 6, 3], drop_path_rate=0.0)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'mmdet': mmdet_pvt}
+    return {**ours_and_other_path(ours), 'mmdet': mmdet_pvt}
 
 
 def pvt_v2_b2_candidates() -> dict[str, Callable[[], nn.Module]]:
     """PVT v2-b2 (four stage maps): ours (fused and math attention), timm ``pvt_v2_b2`` (``features_only``) and
     mmdet's ``PyramidVisionTransformerV2`` (``nn.MultiheadAttention``)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return PyramidVisionTransformerV2('b2', drop_path_rate=0.0, fused_attn=fused)
 
     def timm_pvt() -> nn.Module:
@@ -290,7 +297,7 @@ def pvt_v2_b2_candidates() -> dict[str, Callable[[], nn.Module]]:
         from mmdet.models.backbones import PyramidVisionTransformerV2 as MMDetPVTv2
         return MMDetPVTv2(num_layers=[3, 4, 6, 3], drop_path_rate=0.0)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_pvt, 'mmdet': mmdet_pvt}
+    return {**ours_and_other_path(ours), 'timm': timm_pvt, 'mmdet': mmdet_pvt}
 
 
 class _DeiTMultiLevel(nn.Module):
@@ -313,17 +320,17 @@ def vit_adapter_s_candidates() -> dict[str, Callable[[], nn.Module]]:
     """ViT-Adapter-S (four pyramid levels; mmcv's deformable attention): ours (fused and math attention in the ViT)
     against timm's DeiT-S with mmseg's ``MultiLevelNeck`` (the same ViT-S without the adapter; fewer FLOPs, as the
     GMACs column shows). The official ViT-Adapter needs a custom CUDA op and has no importable package."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return ViTAdapter('small', deform_num_heads=6, deform_ratio=1.0, fused_attn=fused)
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'deit_s_mln': _DeiTMultiLevel}
+    return {**ours_and_other_path(ours), 'deit_s_mln': _DeiTMultiLevel}
 
 
 def deit_s_distilled_candidates() -> dict[str, Callable[[], nn.Module]]:
     """DeiT-S distilled (cls + distillation tokens; last block's map): ours (fused and math attention), timm
     ``deit_small_distilled_patch16_224`` (``dynamic_img_size``) and mmpretrain's ``DistilledVisionTransformer``
     (``out_type='featmap'``)."""
-    def ours(fused: bool) -> nn.Module:
+    def ours(fused: Optional[bool]) -> nn.Module:
         return VisionTransformer('small', distilled=True, fused_attn=fused)
 
     def timm_deit() -> nn.Module:
@@ -334,21 +341,21 @@ def deit_s_distilled_candidates() -> dict[str, Callable[[], nn.Module]]:
         from mmpretrain.models.backbones import DistilledVisionTransformer
         return DistilledVisionTransformer('deit-small', img_size=224, out_type='featmap')
 
-    return {'ours': lambda: ours(True), 'ours_math': lambda: ours(False), 'timm': timm_deit,
+    return {**ours_and_other_path(ours), 'timm': timm_deit,
             'mmpretrain': mmpretrain_deit}
 
 
 def tiny_candidates() -> dict[str, Callable[[], nn.Module]]:
     """For tests only (not in ``--model all``): a tiny Swin (fused and math attention) against a tiny ViT, built
     in milliseconds, through the same measuring code as the real rows."""
-    def swin(fused: bool) -> nn.Module:
+    def swin(fused: Optional[bool]) -> nn.Module:
         return SwinTransformer(dict(embed_dim=16, depths=(1, 1), num_heads=(1, 2)), out_indices=(0, 1),
                                window_size=4, drop_path_rate=0.0, fused_attn=fused)
 
     def vit() -> nn.Module:
         return VisionTransformer(dict(embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0), pretrain_img_size=32)
 
-    return {'ours': lambda: swin(True), 'ours_math': lambda: swin(False), 'vit': vit}
+    return {**ours_and_other_path(swin), 'vit': vit}
 
 
 class Row(NamedTuple):

@@ -131,8 +131,14 @@ def test_switch_decides_which_path_runs(monkeypatch):
         assert calls == [1, 1]
         Attention(C, H, talking_heads=True, fused_attn=True).eval()(x)  # math-only hooks force the math path
         assert calls == [1, 1]
+        set_fused_attn(None)  # by device: on a CPU, by its vector ISA
+        attn.fused_attn = None
+        attn(x)
+        avx512 = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
+        assert calls == ([1, 1, 1] if avx512 else [1, 1])
+        assert fused_attn_enabled(None, torch.device('cuda')) and fused_attn_enabled(None) == avx512
     finally:
-        set_fused_attn(True)
+        set_fused_attn(None)
 
 
 @pytest.mark.parametrize('fused', [True, False])

@@ -41,17 +41,15 @@ from ..converters import shuffle as _shuffle_layouts  # noqa: F401  (registers t
 from ..layers import (
     BackboneStage,
     DropPath,
+    LayoutCache,
     Mlp,
     WindowAttention,
+    WindowIndex,
     get_act_layer,
-    pad_to_windows,
     padded_key_mask,
+    residual_add,
     resize_rel_pos_bias_table,
-    shuffle_partition,
-    shuffle_reverse,
-    window_grid,
-    window_partition,
-    window_reverse,
+    window_index,
 )
 from ..registry import MODELS
 from .base import (
@@ -160,20 +158,12 @@ class ShuffleBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _window_attention(self, x: Tensor, mask: Tensor) -> Tensor:
-        H, W = x.shape[1], x.shape[2]
-        ws = self.window_size
-        x = pad_to_windows(x, ws)  # (B, Hp, Wp, C), zeros after the norm; masked as keys
-        group, ungroup = (shuffle_partition, shuffle_reverse) if self.shuffle else (window_partition, window_reverse)
-        x = self.attn(group(x, ws), mask)  # (B, Hp, Wp, C) -> (B, nW, ws*ws, C)
-        x = ungroup(x, ws, window_grid(H, ws), window_grid(W, ws))  # (B, nW, ws*ws, C) -> (B, Hp, Wp, C)
-        return x[:, :H, :W]
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Transform tokens (B, H, W, C); ``mask`` hides padded keys (:func:`padded_key_mask` of this layout)."""
-        x = x + self.drop_path(self._window_attention(bn_nhwc(self.norm1, x), mask))
+    def forward(self, x: Tensor, index: WindowIndex, mask: Tensor) -> Tensor:
+        """Transform tokens (B, H, W, C); ``index`` is this block's window layout (:func:`window_index`) and
+        ``mask`` hides padded keys (:func:`padded_key_mask` of the layout)."""
+        x = residual_add(x, self.drop_path(self.attn.forward_map(bn_nhwc(self.norm1, x), index, mask)))
         x = x + self.local(self.norm2(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)  # via (B, C, H, W)
-        return x + self.drop_path(self.mlp(bn_nhwc(self.norm3, x)))
+        return residual_add(x, self.drop_path(self.mlp(bn_nhwc(self.norm3, x))))
 
 
 class ShuffleStage(BackboneStage):
@@ -195,15 +185,25 @@ class ShuffleStage(BackboneStage):
         self.blocks = nn.ModuleList([
             ShuffleBlock(out_dim, window_size=window_size, shuffle=shuffle and j % 2 == 1, drop_path=drop_path,
                          **block_kwargs) for j in range(depth)])
+        self._layouts = LayoutCache()
+
+    def layouts(self, x: Tensor) -> tuple[dict[bool, WindowIndex], dict[bool, Tensor]]:
+        """Window indices and padded-key masks of tokens ``x`` (B, H, W, C), by layout (shuffled or not)."""
+        B, H, W, _ = x.shape
+        ws, heads = self.window_size, self.blocks[0].attn.num_heads
+        layouts = {block.shuffle for block in self.blocks}
+        masks = {shuffle: padded_key_mask(H, W, ws, shuffle, x.device, x.dtype) for shuffle in layouts}
+        index = {shuffle: window_index(H, W, ws, B, heads, shuffle=shuffle, device=x.device) for shuffle in layouts}
+        return index, masks
 
     def forward(self, x: Tensor) -> Tensor:
         """Transform (B, H, W, C) tokens."""
         if self.downsample is not None:
             x = self.downsample(x)
-        H, W, ws = x.shape[1], x.shape[2], self.window_size
-        masks = {shuffle: padded_key_mask(H, W, ws, shuffle, x.device, x.dtype) for shuffle in (False, True)}
+        B, H, W, _ = x.shape
+        index, masks = self._layouts.get((B, H, W, x.device, x.dtype), lambda: self.layouts(x))
         for block in self.blocks:
-            x = self.run_block(block, x, masks[block.shuffle])
+            x = self.run_block(block, x, index[block.shuffle], masks[block.shuffle])
         return x
 
 

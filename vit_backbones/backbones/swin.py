@@ -20,20 +20,20 @@ from ..converters import swin as _swin_layouts  # noqa: F401  (registers the 'sw
 from ..layers import (
     BackboneStage,
     DropPath,
+    LayoutCache,
     Mlp,
     PatchEmbed,
     PatchMerging,
     WindowAttention,
-    cyclic_shift,
+    WindowIndex,
     get_act_layer,
     get_norm_layer,
-    pad_to_windows,
+    residual_add,
     resize_abs_pos_embed,
     resize_rel_pos_bias_table,
     shifted_window_mask,
     window_grid,
-    window_partition,
-    window_reverse,
+    window_index,
     window_shift,
 )
 from ..registry import MODELS
@@ -92,23 +92,10 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _window_attention(self, x: Tensor, mask: Optional[Tensor], shift: tuple[Any, Any]) -> Tensor:
-        H, W = x.shape[1], x.shape[2]
-        ws = self.window_size
-        x = pad_to_windows(x, ws)  # (B, Hp, Wp, C), zeros after the norm as the reference
-        if self.shifted:
-            x = cyclic_shift(x, shift)
-        x = window_partition(x, ws)  # (B, Hp, Wp, C) -> (B, nW, ws*ws, C)
-        x = self.attn(x, mask if self.shifted else None)
-        x = window_reverse(x, ws, window_grid(H, ws), window_grid(W, ws))  # (B, nW, ws*ws, C) -> (B, Hp, Wp, C)
-        if self.shifted:
-            x = cyclic_shift(x, shift, reverse=True)
-        return x[:, :H, :W]
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None, shift: tuple[Any, Any] = (0, 0)) -> Tensor:
-        """Transform tokens of shape (B, H, W, C); ``mask``/``shift`` come from the stage (shifted blocks)."""
-        x = x + self.drop_path1(self._window_attention(self.norm1(x), mask, shift))
-        return x + self.drop_path2(self.mlp(self.norm2(x)))
+    def forward(self, x: Tensor, index: WindowIndex, mask: Optional[Tensor] = None) -> Tensor:
+        """Transform tokens of shape (B, H, W, C); ``index``/``mask`` come from the stage (see :class:`SwinStage`)."""
+        x = residual_add(x, self.drop_path1(self.attn.forward_map(self.norm1(x), index, mask)))
+        return residual_add(x, self.drop_path2(self.mlp(self.norm2(x))))
 
 
 class SwinStage(BackboneStage):
@@ -124,6 +111,10 @@ class SwinStage(BackboneStage):
         drop_path: Stochastic depth rate of each block.
         norm_layer: Norm constructor.
         **block_kwargs: Passed to :class:`SwinBlock`.
+
+    The window indices (regular and shifted: :func:`~vit_backbones.layers.window.window_index`) and the shifted-window
+    mask are computed once per map size (:meth:`layouts`, kept by a :class:`~vit_backbones.layers.window.LayoutCache`
+    in eager mode) and shared by the stage's blocks.
     """
 
     def __init__(self, dim: int, out_dim: int, depth: int, num_heads: int, window_size: int,
@@ -135,6 +126,7 @@ class SwinStage(BackboneStage):
         self.blocks = nn.Sequential(*[
             SwinBlock(out_dim, num_heads, window_size, shifted=bool(j % 2), drop_path=drop_path[j],
                       norm_layer=norm_layer, **block_kwargs) for j in range(depth)])
+        self._layouts = LayoutCache()
 
     def shift_and_mask(self, x: Tensor) -> tuple[tuple[Any, Any], Tensor]:
         """Shift per axis (0 where the map fits one window) and the shifted-window mask for tokens ``x``."""
@@ -144,12 +136,23 @@ class SwinStage(BackboneStage):
         padded = (window_grid(H, ws) * ws, window_grid(W, ws) * ws)
         return shift, shifted_window_mask(padded[0], padded[1], ws, shift, x.device, x.dtype)
 
+    def layouts(self, x: Tensor) -> tuple[WindowIndex, WindowIndex, Optional[Tensor]]:
+        """Regular and shifted window indices and the shifted-window mask for tokens ``x`` (B, H, W, C)."""
+        B, H, W, _ = x.shape
+        ws, heads = self.window_size, self.blocks[0].attn.num_heads
+        plain = window_index(H, W, ws, B, heads, device=x.device)
+        if len(self.blocks) < 2:
+            return plain, plain, None
+        shift, mask = self.shift_and_mask(x)
+        return plain, window_index(H, W, ws, B, heads, shift, device=x.device), mask
+
     def forward(self, x: Tensor) -> Tensor:
         """Transform (B, H, W, C) tokens."""
         x = self.downsample(x)
-        shift, mask = self.shift_and_mask(x) if len(self.blocks) > 1 else ((0, 0), None)
+        B, H, W, _ = x.shape
+        plain, shifted, mask = self._layouts.get((B, H, W, x.device, x.dtype), lambda: self.layouts(x))
         for block in self.blocks:
-            x = self.run_block(block, x, mask, shift) if block.shifted else self.run_block(block, x)
+            x = self.run_block(block, x, shifted, mask) if block.shifted else self.run_block(block, x, plain)
         return x
 
 

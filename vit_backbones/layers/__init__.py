@@ -2,6 +2,7 @@
 from .attention import Attention, capture_attention, fused_attn_enabled, set_fused_attn
 from .drop_path import DropPath, drop_path
 from .format import nchw_to_nhwc, nchw_to_nlc, nhwc_to_nchw, nhwc_to_nlc, nlc_to_nchw, nlc_to_nhwc, split_prefix
+from .inference import activate, residual_add
 from .layer_scale import LayerScale
 from .mlp import Mlp
 from .norm import QuickGELU, get_act_layer, get_norm_layer
@@ -11,6 +12,8 @@ from .pos_embed import resample_abs_pos_embed, resize_abs_pos_embed, resize_rel_
 from .rel_pos import decomposed_rel_pos_bias, rel_pos_table
 from .stage import BackboneStage
 from .window import (
+    LayoutCache,
+    WindowIndex,
     cyclic_shift,
     pad_to_windows,
     padded_key_mask,
@@ -19,9 +22,11 @@ from .window import (
     shuffle_partition,
     shuffle_reverse,
     window_grid,
+    window_index,
     window_partition,
     window_reverse,
     window_shift,
+    window_slots,
 )
 from .window_attention import WindowAttention
 
@@ -33,4 +38,5 @@ __all__ = [
     'resize_abs_pos_embed', 'resize_rel_pos_bias_table', 'BackboneStage', 'cyclic_shift',
     'pad_to_windows', 'padded_key_mask', 'relative_position_index', 'shifted_window_mask', 'shuffle_partition',
     'shuffle_reverse', 'window_grid', 'window_partition', 'window_reverse', 'window_shift', 'WindowAttention',
+    'LayoutCache', 'WindowIndex', 'window_index', 'window_slots', 'activate', 'residual_add',
 ]

@@ -7,6 +7,8 @@ from typing import Callable, Optional
 
 from torch import Tensor, nn
 
+from .inference import activate
+
 
 class Mlp(nn.Module):
     """``fc1 -> act -> drop -> fc2 -> drop`` on the last dimension.
@@ -32,4 +34,4 @@ class Mlp(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+        return self.drop2(self.fc2(self.drop1(activate(self.act, self.fc1(x)))))
