@@ -57,11 +57,14 @@ from vit_backbones.layers import fused_attn_enabled
 SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
 
 
-def ours_and_other_path(build: Callable[[Optional[bool]], nn.Module]) -> dict[str, Callable[[], nn.Module]]:
-    """Our model with the attention path this machine picks by default (``'ours'``: ``fused_attn=None``, see
-    :func:`vit_backbones.layers.fused_attn_enabled`) and with the other path (``'ours_math'`` where the default is
-    fused SDPA, ``'ours_fused'`` where it is the math path), so that every run checks the default's choice."""
-    name, fused = ('ours_math', False) if fused_attn_enabled(None) else ('ours_fused', True)
+def ours_and_other_path(build: Callable[[Optional[bool]], nn.Module], windowed: bool = False
+                        ) -> dict[str, Callable[[], nn.Module]]:
+    """Our model with the attention path the default picks on this machine's CPU (``'ours'``: ``fused_attn=None``,
+    see :func:`vit_backbones.layers.fused_attn_enabled`) and with the other path (``'ours_math'`` where the default
+    is fused SDPA, ``'ours_fused'`` where it is the math path), so that every run checks the default's choice.
+    ``windowed``: the model attends within 7 x 7 windows (the default's choice depends on the attention size)."""
+    fused_default = fused_attn_enabled(None, torch.device('cpu'), 49 * 49 if windowed else None)
+    name, fused = ('ours_math', False) if fused_default else ('ours_fused', True)
     return {'ours': lambda: build(None), name: lambda: build(fused)}
 
 
@@ -92,7 +95,7 @@ def swin_t_candidates() -> dict[str, Callable[[], nn.Module]]:
         return MMPretrainSwin(arch='tiny', img_size=224, out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
                               pad_small_map=True)
 
-    return {**ours_and_other_path(ours), 'timm': timm_swin,
+    return {**ours_and_other_path(ours, windowed=True), 'timm': timm_swin,
             'mmseg': mmseg_swin, 'mmdet': mmdet_swin, 'mmpretrain': mmpretrain_swin}
 
 
@@ -103,8 +106,10 @@ def ours_swin_t() -> nn.Module:
 
 def shuffle_t_candidates() -> dict[str, Callable[[], nn.Module]]:
     """Shuffle-T (no peer implementation): ours (fused and math attention) and our Swin-T (4.5 GFLOPs at 224)."""
-    return {**ours_and_other_path(lambda fused: ShuffleTransformer('tiny', drop_path_rate=0.0, fused_attn=fused)),
-            'swin_t': ours_swin_t}
+    def ours(fused: Optional[bool]) -> nn.Module:
+        return ShuffleTransformer('tiny', drop_path_rate=0.0, fused_attn=fused)
+
+    return {**ours_and_other_path(ours, windowed=True), 'swin_t': ours_swin_t}
 
 
 def cvt_13_candidates() -> dict[str, Callable[[], nn.Module]]:
@@ -355,7 +360,7 @@ def tiny_candidates() -> dict[str, Callable[[], nn.Module]]:
     def vit() -> nn.Module:
         return VisionTransformer(dict(embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0), pretrain_img_size=32)
 
-    return {**ours_and_other_path(swin), 'vit': vit}
+    return {**ours_and_other_path(swin, windowed=True), 'vit': vit}
 
 
 class Row(NamedTuple):

@@ -131,12 +131,14 @@ def test_switch_decides_which_path_runs(monkeypatch):
         assert calls == [1, 1]
         Attention(C, H, talking_heads=True, fused_attn=True).eval()(x)  # math-only hooks force the math path
         assert calls == [1, 1]
-        set_fused_attn(None)  # by device: on a CPU, by its vector ISA
+        set_fused_attn(None)  # by device, CPU ISA and attention size
         attn.fused_attn = None
-        attn(x)
+        attn(x)  # N x N = 16 tokens squared: short attention
         avx512 = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
         assert calls == ([1, 1, 1] if avx512 else [1, 1])
-        assert fused_attn_enabled(None, torch.device('cuda')) and fused_attn_enabled(None) == avx512
+        assert fused_attn_enabled(None, torch.device('cuda'), 49 * 49)
+        assert fused_attn_enabled(None, torch.device('cpu'), 49 * 49) == avx512  # windows: math without AVX-512
+        assert fused_attn_enabled(None, None, 197 * 197) and fused_attn_enabled(None)  # global attention: fused
     finally:
         set_fused_attn(None)
 

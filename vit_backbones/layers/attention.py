@@ -3,9 +3,10 @@
 The fused path runs ``F.scaled_dot_product_attention``; the math path spells out ``softmax(q k^T * scale + bias)
 v``. Which one runs is decided per call by :func:`fused_attn_enabled`: a module's own ``fused_attn`` (set by a
 backbone's ``fused_attn=`` argument) wins, otherwise the package-wide default from :func:`set_fused_attn`, which
-initially picks by device (the faster path differs between CPUs: see :func:`_cpu_prefers_fused`). Hooks that
-only exist on the math path force it: talking heads (CaiT: head mixing before and after the softmax) and
-re-attention (DeepViT: a learned head-mixing of the softmaxed map, then BatchNorm).
+initially picks by device, CPU ISA and attention size (the faster path differs between CPUs and between windowed
+and global attention: see :func:`fused_attn_enabled`). Hooks that only exist on the math path force it: talking
+heads (CaiT: head mixing before and after the softmax) and re-attention (DeepViT: a learned head-mixing of the
+softmaxed map, then BatchNorm).
 
 :func:`capture_attention` records the per-head attention maps of every attention module in a model without
 changing its outputs (the maps are recomputed beside the fused path), for the analysis tools; with a callback the
@@ -24,25 +25,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _cpu_prefers_fused() -> bool:
-    """Whether this CPU runs ``F.scaled_dot_product_attention`` faster than the math path (by its vector ISA).
-
-    Measured with Swin-T's windowed attention (batch 1, 2 threads, fp32): on an AVX2-only AMD EPYC the math path
-    is faster (full backbone 121 / 135 ms at 224, 526 / 543 ms at 512, round-robin in one process); on AVX-512
-    Xeons the fused kernel led. ``tools/benchmark.py`` reports both paths (rows ``ours`` / ``ours_math``) so that
-    the rule can be checked on any machine.
-    """
+def _cpu_has_avx512() -> bool:
     return torch.backends.cpu.get_cpu_capability().startswith('AVX512')
 
 
-_CPU_FUSED = _cpu_prefers_fused()
+_CPU_AVX512 = _cpu_has_avx512()
+SHORT_ATTENTION = 64 * 64  # query x key lengths up to this are "short" (windows of up to 8 x 8 tokens)
 QKV_LAYOUTS = ('qkv', 'q_kv', 'q_k_v')
-_FUSED_DEFAULT: Optional[bool] = None  # None: by device (CUDA and AVX-512 CPUs fused, other CPUs math)
+_FUSED_DEFAULT: Optional[bool] = None  # None: by device, CPU ISA and attention size (see fused_attn_enabled)
 
 
 def set_fused_attn(enable: Optional[bool]) -> None:
     """Set the package-wide default: ``F.scaled_dot_product_attention`` (True), the math path (False) or the
-    faster one for the device (None, the initial setting: fused on GPUs and AVX-512 CPUs, math on other CPUs).
+    faster one where it runs (None, the initial setting; see :func:`fused_attn_enabled`).
 
     Modules whose ``fused_attn`` is not None (a backbone built with ``fused_attn=True/False``) keep their own choice.
     """
@@ -50,14 +45,29 @@ def set_fused_attn(enable: Optional[bool]) -> None:
     _FUSED_DEFAULT = None if enable is None else bool(enable)
 
 
-def fused_attn_enabled(override: Optional[bool] = None, device: Optional[torch.device] = None) -> bool:
-    """The fused/math choice for a module whose own setting is ``override`` (None follows the default), for inputs
-    on ``device`` (None: a CPU)."""
+def fused_attn_enabled(override: Optional[bool] = None, device: Optional[torch.device] = None,
+                       size: Optional[int] = None) -> bool:
+    """The fused/math choice for a module whose own setting is ``override`` (None follows the package default).
+
+    With the default left at None the choice follows measurements (batch 1, fp32, 2 threads; ``tools/benchmark.py``
+    times ``ours`` against the other path on any machine): GPUs and AVX-512 CPUs run fused SDPA; CPUs without
+    AVX-512 run the math path for short attention (``size``, query x key length, at most :data:`SHORT_ATTENTION`:
+    windows) and fused SDPA otherwise. On a 2-core AVX2 EPYC: Swin-T (49 x 49 windows) math 121 / fused 135 ms at
+    224 and 526 / 543 at 512; ViT-B/16 (197 and 1025 tokens) fused 305 / math 326 ms and 1693 / 2377; PVTv2-b2
+    (3136 queries x 49 reduced keys) fused 164 / math 178 ms.
+
+    Args:
+        override: The module's own setting.
+        device: Where the attention runs (None: a CPU).
+        size: Query length times key length (None: long).
+    """
     if override is not None:
         return override
     if _FUSED_DEFAULT is not None:
         return _FUSED_DEFAULT
-    return _CPU_FUSED if device is None or device.type == 'cpu' else True
+    if (device is not None and device.type != 'cpu') or _CPU_AVX512:
+        return True
+    return size is None or size > SHORT_ATTENTION
 
 
 class Attention(nn.Module):
@@ -192,7 +202,7 @@ class Attention(nn.Module):
         if attn_mask is not None:
             attn_mask = attn_mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        if fused_attn_enabled(self.fused_attn, q.device) and not self._math_path_only():
+        if fused_attn_enabled(self.fused_attn, q.device, q.shape[-2] * k.shape[-2]) and not self._math_path_only():
             full = attn_mask
             if attn_mask is not None and tile is not None:  # the kernels want one 4-D mask: (t, h, N, M) -> (B, ...)
                 B, h, N, M = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
