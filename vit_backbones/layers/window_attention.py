@@ -74,7 +74,8 @@ class WindowAttention(Attention):
         weight, bias = self.qkv.weight, self.qkv.bias
         pad = bias if bias is not None else weight.new_zeros(weight.shape[0])
         if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or x.dtype != weight.dtype:
-            return torch.cat([F.linear(x, weight, bias), pad.to(x.dtype)[None]], 0)
+            projected = F.linear(x, weight, bias)  # (T, 3C), in autocast's dtype where it is on
+            return torch.cat([projected, pad.to(projected.dtype)[None]], 0)
         out = x.new_empty(x.shape[0] + 1, weight.shape[0])  # no autograd: project straight into the table
         if bias is None:
             torch.mm(x, weight.t(), out=out[:-1])
