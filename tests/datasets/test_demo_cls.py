@@ -128,21 +128,6 @@ def test_refuses_to_overwrite_and_exist_ok(tmp_path: Path) -> None:
         generate_demo_cls(tmp_path / 'small', size=16)
 
 
-def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def flaky_imwrite(path: str, image: np.ndarray) -> bool:
-        calls.append(path)
-        if len(calls) > 5:
-            raise KeyboardInterrupt
-        return cv2.imencode('.png', image)[0]
-
-    monkeypatch.setattr(demo_cls.cv2, 'imwrite', flaky_imwrite)
-    with pytest.raises(KeyboardInterrupt):
-        generate_demo_cls(tmp_path / 'cls', **TINY)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cli = _load_cli()
     defaults = cli.parse_args(['x', '--kind', 'cls'])

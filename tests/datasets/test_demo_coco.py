@@ -154,21 +154,6 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (foreign / 'keep.txt').read_text() == 'user data'
 
 
-def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def flaky_imwrite(path: str, image: np.ndarray) -> bool:
-        calls.append(path)
-        if len(calls) > 3:
-            raise KeyboardInterrupt
-        return cv2.imencode('.png', image)[0]
-
-    monkeypatch.setattr(demo_coco.cv2, 'imwrite', flaky_imwrite)
-    with pytest.raises(KeyboardInterrupt):
-        generate_demo_coco(tmp_path / 'coco', **TINY)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cli = _load_cli()
     root = str(tmp_path / 'coco')

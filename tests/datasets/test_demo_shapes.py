@@ -120,21 +120,6 @@ def test_refuses_a_foreign_folder_but_fills_an_empty_one(tmp_path: Path) -> None
     assert is_complete(empty)
 
 
-def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def flaky_imwrite(path: str, image: np.ndarray) -> bool:
-        calls.append(path)
-        if len(calls) > 5:
-            raise KeyboardInterrupt
-        return cv2.imencode('.png', image)[0]
-
-    monkeypatch.setattr(demo_shapes.cv2, 'imwrite', flaky_imwrite)
-    with pytest.raises(KeyboardInterrupt):
-        generate_demo_shapes(tmp_path / 'shapes', **TINY)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cli = _load_cli()
     root = str(tmp_path / 'shapes')
