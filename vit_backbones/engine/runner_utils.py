@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import os.path as osp
 import sys
@@ -137,14 +138,25 @@ def setup_cpu_distributed(cfg: Config) -> str | None:
             'DDP built with device_ids=None.')
 
 
-def shutdown_distributed() -> None:
-    """Destroy the process group, if any, before the interpreter exits.
+def shutdown_distributed(synchronize: bool = False) -> None:
+    """End the process group, if any, and free its backend before the interpreter exits.
 
-    A gloo group still alive at exit can abort a worker ("terminate called without an active exception"),
-    which fails a finished distributed run.
+    ``destroy_process_group`` only unregisters the group: the gloo backend and its worker threads live as long as
+    something references it, and DDP's reducer does, through reference cycles of the runner. Destroyed during
+    interpreter teardown instead, it can abort a worker of a finished run ("terminate called without an active
+    exception"). So the caller drops its runner first, and this collects the cycles after destroying the group,
+    which joins the backend's threads now.
+
+    Args:
+        synchronize: Wait for every rank at a barrier first (only after a successful run: a rank that failed
+            may never reach it).
     """
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    if synchronize:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
+    gc.collect()
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -166,15 +178,22 @@ def run_runner(cfg: Config, mode: Literal['train', 'test']) -> None:
     if mode not in ('train', 'test'):
         raise ValueError(f"mode must be 'train' or 'test', not {mode!r}")
     note = setup_cpu_distributed(cfg)
+    finished = False
     try:
-        runner = build_runner(cfg)
-        if note:
-            runner.logger.info(note)
-        if mode == 'train':
-            runner.train()
-        else:
-            runner.test()
+        _build_and_run(cfg, mode, note)  # the runner is unreferenced once this returns
+        finished = True
     except CheckpointError as err:
         fail(err)
     finally:
-        shutdown_distributed()
+        shutdown_distributed(synchronize=finished)
+
+
+def _build_and_run(cfg: Config, mode: Literal['train', 'test'], note: str | None) -> None:
+    """Build the runner and train or test with it (see :func:`run_runner`)."""
+    runner = build_runner(cfg)
+    if note:
+        runner.logger.info(note)
+    if mode == 'train':
+        runner.train()
+    else:
+        runner.test()
