@@ -22,6 +22,7 @@ Example:
     python tools/benchmark.py --model vit_b16 --size 512 512 --device cuda --amp --compile --json gpu.json
     python tools/benchmark.py --readme README.md --from-json cpu.json gpu.json
     python tools/benchmark.py --model shuffle_t --size 224 224 --memory
+    python tools/benchmark.py --model swin_t --sizes 512 --mode train --with-cp --memory --impl ours ours_cp mmseg
     python tools/benchmark.py --list
 """
 import argparse
@@ -393,6 +394,24 @@ MODELS = {name: row.candidates for name, row in ROWS.items()}
 MODES = {'infer': ('infer',), 'train': ('train',), 'both': ('infer', 'train')}
 
 
+def with_checkpointing(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """``make`` whose model checkpoints the activations of every block (``with_cp = True``)."""
+    def build() -> nn.Module:
+        model = make()
+        model.with_cp = True
+        return model
+    return build
+
+
+def row_candidates(model_name: str, with_cp: bool = False) -> dict[str, Callable[[], nn.Module]]:
+    """The constructors of row ``model_name`` by implementation name; with ``with_cp`` also ``'ours_cp'``: the
+    default ``'ours'`` with activation checkpointing (``--with-cp``, for the memory it saves in training)."""
+    candidates = {**ROWS, **TEST_ROWS}[model_name].candidates()
+    if with_cp:
+        candidates['ours_cp'] = with_checkpointing(candidates['ours'])
+    return candidates
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``'512'`` -> (512, 512); ``'512x1024'`` -> (512, 1024) (H x W)."""
     match = re.fullmatch(r'(\d+)(?:[xX](\d+))?', text.strip())
@@ -450,6 +469,7 @@ def cpu_peak_mibs(model_name: str, impl: str, args: argparse.Namespace) -> dict[
            '--sizes', *(f'{h}x{w}' for h, w in args.input_sizes), '--batch', *map(str, args.batch),
            '--mode', args.mode, '--threads', str(torch.get_num_threads())]
     cmd += ['--amp'] if args.amp else []
+    cmd += ['--with-cp'] if args.with_cp else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')  # a fixed threshold: freed big buffers are unmapped
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -494,7 +514,7 @@ def measure_row(model_name: str, args: argparse.Namespace, candidates: Optional[
         candidates: The row's constructors; default: those of ``model_name``.
     """
     device = torch.device(args.device)
-    candidates = candidates if candidates is not None else {**ROWS, **TEST_ROWS}[model_name].candidates()
+    candidates = candidates if candidates is not None else row_candidates(model_name, args.with_cp)
     common = dict(model=model_name, device=str(device), amp=bool(args.amp), compile=bool(args.compile))
     rows: list[dict[str, Any]] = []
     models: dict[str, nn.Module] = {}
@@ -581,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: leave default)')
     parser.add_argument('--memory', action='store_true', help='CPU: also measure peak memory (a subprocess per '
                         'implementation and setting); always measured on CUDA')
+    parser.add_argument('--with-cp', action='store_true', help="also our model with activation checkpointing "
+                        "(implementation 'ours_cp': with_cp=True; with --mode train --memory, the memory it saves)")
     parser.add_argument('--no-flops', action='store_true', help='skip the FLOP count (a forward at each size)')
     parser.add_argument('--json', metavar='PATH', help='write all rows and the environment as JSON')
     parser.add_argument('--readme', metavar='PATH', help='regenerate the block between <!-- benchmark:begin --> and '
@@ -614,6 +636,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     settings = dict(models=args.models, impl=args.impl, sizes=[list(s) for s in args.input_sizes],
                     batches=args.batch, modes=list(MODES[args.mode]), device=args.device, amp=args.amp,
+                    with_cp=args.with_cp,
                     compile=args.compile, warmup=args.warmup, repeat=args.repeat, memory=bool(
                         args.memory or args.device.startswith('cuda')), command=sys.argv)
     environment = bench.environment(args.device)
@@ -631,13 +654,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.list:
         for name, row in {**ROWS, **TEST_ROWS}.items():
-            print(f'{name:18s} {row.backbone:28s} {", ".join(row.candidates())}')
+            print(f'{name:18s} {row.backbone:28s} {", ".join(row_candidates(name, args.with_cp))}')
         return
     check_args(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.probe_memory:
-        make = {**ROWS, **TEST_ROWS}[args.models[0]].candidates()[args.probe_memory]
+        make = row_candidates(args.models[0], args.with_cp)[args.probe_memory]
         print(json.dumps(probe_memory(make, args.input_sizes, args.batch, MODES[args.mode], args.amp)))
         return
     if args.from_json:

@@ -277,19 +277,35 @@ def test_readme_block_refuses_other_json():
 
 
 def test_cli_end_to_end_with_memory_subprocess_and_json(tmp_path):
-    """The tool as users run it: a tiny row in train mode with ``--memory`` (a fresh subprocess per implementation)
-    and ``--json``; big enough an input that the step's activations and gradients show in the resident set."""
+    """The tool as users run it: a tiny row in train mode with ``--memory`` (a fresh subprocess per implementation),
+    ``--with-cp`` and ``--json``; big enough an input that the step's activations and gradients show in the resident
+    set, and that checkpointing them shows as less memory."""
     out = tmp_path / 'res.json'
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, str(BENCHMARK), '--model', 'tiny', '--impl', 'ours', '--size', '192',
-                           '--batch', '4', '--mode', 'train', '--warmup', '1', '--repeat', '1', '--memory',
-                           '--json', str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(BENCHMARK), '--model', 'tiny', '--impl', 'ours', 'ours_cp', '--size',
+                           '192', '--batch', '4', '--mode', 'train', '--warmup', '1', '--repeat', '1', '--memory',
+                           '--with-cp', '--json', str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert 'Measured on' in proc.stdout and '| tiny | ours | 192x192 | 4 | train |' in proc.stdout
-    (row,) = json.loads(out.read_text())['rows']
-    assert row['memory_method'] == 'cpu_rss_growth_fresh_subprocess'
+    result = json.loads(out.read_text())
+    assert result['settings']['with_cp'] is True
+    rows = {row['impl']: row for row in result['rows']}
+    assert set(rows) == {'ours', 'ours_cp'}
+    for row in rows.values():
+        assert row['memory_method'] == 'cpu_rss_growth_fresh_subprocess'
     # 4 x 16 x 48 x 48 fp32 maps are 0.56 MiB each; a forward + backward keeps many of them
-    assert row['peak_mib'] is not None and row['peak_mib'] > 1.0, row
+    assert rows['ours']['peak_mib'] is not None and rows['ours']['peak_mib'] > 1.0, rows
+    assert rows['ours_cp']['peak_mib'] is not None and rows['ours_cp']['peak_mib'] < 0.8 * rows['ours']['peak_mib']
+
+
+def test_with_cp_adds_a_checkpointing_copy_of_ours_only_when_asked():
+    assert 'ours_cp' not in tool.row_candidates('swin_t')
+    candidates = tool.row_candidates('tiny', with_cp=True)
+    assert set(candidates) == set(tool.tiny_candidates()) | {'ours_cp'}
+    plain, checkpointed = candidates['ours'](), candidates['ours_cp']()
+    assert not plain.with_cp and checkpointed.with_cp
+    assert all(stage.with_cp for stage in checkpointed.stage_list())
 
 
 @pytest.mark.sweep
