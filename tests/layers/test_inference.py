@@ -50,3 +50,18 @@ def test_mlp_inference_equals_training_forward():
     with torch.no_grad():
         fast = mlp(x)
     assert torch.equal(fast, mlp(x))
+
+
+def test_channels_last_weights_changes_the_layout_not_the_values():
+    from vit_backbones.layers import channels_last_weights
+    torch.manual_seed(0)
+    convs = [torch.nn.Conv2d(4, 6, 3), torch.nn.Conv2d(6, 2, 2)]
+    before = [c.weight.detach().clone() for c in convs]
+    channels_last_weights(iter(convs))  # any iterable, e.g. a generator over modules
+    for conv, weight in zip(convs, before):
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+        torch.testing.assert_close(conv.weight, weight, rtol=0, atol=0)
+        torch.nn.init.normal_(conv.weight)  # in-place initialisation keeps it
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        x = torch.randn(2, conv.in_channels, 7, 5).contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight.contiguous(), conv.bias))

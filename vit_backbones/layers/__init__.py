@@ -1,7 +1,16 @@
 """Torch-only building blocks shared by the backbone families."""
 from .attention import Attention, capture_attention, fused_attn_enabled, set_fused_attn
 from .drop_path import DropPath, drop_path
-from .format import nchw_to_nhwc, nchw_to_nlc, nhwc_to_nchw, nhwc_to_nlc, nlc_to_nchw, nlc_to_nhwc, split_prefix
+from .format import (
+    channels_last_weights,
+    nchw_to_nhwc,
+    nchw_to_nlc,
+    nhwc_to_nchw,
+    nhwc_to_nlc,
+    nlc_to_nchw,
+    nlc_to_nhwc,
+    split_prefix,
+)
 from .inference import activate, residual_add
 from .layer_scale import LayerScale
 from .mlp import Mlp
@@ -32,7 +41,8 @@ from .window_attention import WindowAttention
 
 __all__ = [
     'Attention', 'capture_attention', 'fused_attn_enabled', 'set_fused_attn', 'DropPath', 'drop_path',
-    'nchw_to_nhwc', 'nchw_to_nlc', 'nhwc_to_nchw', 'nhwc_to_nlc', 'nlc_to_nchw', 'nlc_to_nhwc', 'split_prefix',
+    'channels_last_weights', 'nchw_to_nhwc', 'nchw_to_nlc', 'nhwc_to_nchw', 'nhwc_to_nlc', 'nlc_to_nchw', 'nlc_to_nhwc',
+    'split_prefix',
     'LayerScale', 'decomposed_rel_pos_bias', 'rel_pos_table',
     'Mlp', 'QuickGELU', 'get_act_layer', 'get_norm_layer', 'PatchEmbed', 'PatchMerging', 'resample_abs_pos_embed',
     'resize_abs_pos_embed', 'resize_rel_pos_bias_table', 'BackboneStage', 'cyclic_shift',
