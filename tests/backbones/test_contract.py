@@ -248,3 +248,35 @@ def test_mmseg_multi_level_neck_builds_from_the_backbone_contract(name):
     assert len(outs) == len(scales) and all(o.shape[1] == 8 for o in outs)
     for out, feat, scale in zip(outs, feats, scales):
         assert out.shape[-2:] == (feat.shape[-2] * scale, feat.shape[-1] * scale)
+
+
+def _layout(t: torch.Tensor) -> str:
+    """'nchw', 'nhwc' or 'other' for a 4-d tensor (a tensor that is both, e.g. 1x1 spatial, counts as 'nchw')."""
+    if t.is_contiguous():
+        return 'nchw'
+    return 'nhwc' if t.is_contiguous(memory_format=torch.channels_last) else 'other'
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('batch', [1, 2])
+def test_convolutions_get_maps_in_their_weights_layout(name, batch):
+    """A convolution whose map and weight differ in memory layout (NCHW vs channels-last) has one of them reordered
+    by oneDNN at every call; every dense convolution with a k x k kernel (k > 1) reads its map in its weight's
+    layout (depth-wise and 1x1 weights are in both layouts)."""
+    torch.manual_seed(0)
+    model = build(name).eval()
+    model.load_state_dict(build(name).state_dict())  # loading a checkpoint keeps the layout
+    seen: dict[str, tuple[str, str]] = {}
+
+    def record(conv_name):
+        def hook(module, args):
+            seen[conv_name] = (_layout(args[0]), _layout(module.weight))
+        return hook
+
+    for conv_name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and module.groups == 1 and module.weight[0, 0].numel() > 1:
+            module.register_forward_pre_hook(record(conv_name))
+    with torch.no_grad():
+        model(torch.randn(batch, 3, 96, 128))
+    mismatched = {k: v for k, v in seen.items() if v[0] != v[1]}
+    assert not mismatched, mismatched

@@ -90,37 +90,6 @@ def test_maps_smaller_than_the_reduction_kernel_reduce_to_one_token():
     torch.testing.assert_close(attn.reduce(x, (8, 8)), reference)
 
 
-@pytest.mark.parametrize('cls,kwargs', [(PyramidVisionTransformer, {}),
-                                        (PyramidVisionTransformerV2, {}),
-                                        (PyramidVisionTransformerV2, {'linear': True})])
-@pytest.mark.parametrize('batch', [1, 2])
-def test_convolutions_read_maps_in_their_weights_memory_format(cls, kwargs, batch):
-    """Each convolution's weight has the layout of the map it reads (the stem's: NCHW images; the stages' patch
-    embeddings and spatial reductions: channels-last views of tokens), so none is reordered at every call."""
-    torch.manual_seed(0)
-    model = cls(dict(TINY, **kwargs)).eval()
-    model.load_state_dict(cls(dict(TINY, **kwargs)).state_dict())  # loading keeps the layout
-    seen = {}
-
-    def record(name):
-        def hook(module, args):
-            channels_last = args[0].is_contiguous(memory_format=torch.channels_last)
-            seen[name] = (args[0].is_contiguous() and not channels_last, channels_last,
-                          module.weight.is_contiguous(memory_format=torch.channels_last))
-        return hook
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Conv2d) and module.groups == 1:
-            module.register_forward_pre_hook(record(name))
-    with torch.no_grad():
-        model(torch.randn(batch, 3, 96, 64))
-    assert seen['patch_embed.proj'] == (True, False, False)  # images in, NCHW
-    stage_convs = {name: s for name, s in seen.items() if name.startswith('stages.')}
-    assert any('.sr' in name for name in stage_convs) and any('downsample' in name for name in stage_convs)
-    for name, (_, channels_last_input, channels_last_weight) in stage_convs.items():
-        assert channels_last_input and channels_last_weight, name
-
-
 def test_dw_conv_mlp_activates_in_place_only_without_autograd():
     from vit_backbones.backbones.pvt import DwConvMlp
     torch.manual_seed(0)

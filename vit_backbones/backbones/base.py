@@ -36,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..converters.common import CheckpointMismatchError, Converted, adapt_input_conv, backbone_state_dict
 from ..converters.registry import OURS, ConversionReport, convert_to_ours
-from ..layers import Attention, BackboneStage, nhwc_to_nchw
+from ..layers import Attention, BackboneStage, channels_last_weights, nhwc_to_nchw
 
 Freezable = Union[nn.Module, nn.Parameter]
 
@@ -324,6 +324,12 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         if len(self.out_channels) != len(self.out_indices) or len(self.out_strides) != len(self.out_indices):
             raise TypeError(f'{type(self).__name__} must set out_channels and out_strides, one per out_indices')
         self.with_cp = self._with_cp
+        # stages carry NHWC tokens, so their convolutions read channels-last views: weights in the same layout
+        # (not those that read the image, NCHW; the contract suite checks every family)
+        image_convs = {key.rsplit('.', 1)[0] for key in self.stem_conv_keys}
+        in_stages = {id(m) for m in stages.modules()}
+        channels_last_weights(m for name, m in self.named_modules() if id(m) in in_stages and name not in image_convs
+                              and isinstance(m, nn.Conv2d) and m.groups == 1)
         self.random_init()
         self.freeze_stages()
 

@@ -34,7 +34,6 @@ from ..layers import (
     Mlp,
     PatchEmbed,
     activate,
-    channels_last_weights,
     get_act_layer,
     nchw_to_nlc,
     nlc_to_nchw,
@@ -276,8 +275,6 @@ class _PvtBase(BaseBackbone):
             stages.append(PvtStage(downsample, blocks, dims[i], pos_grid, norm=v2, drop=drop_rate,
                                    cls_token=with_cls and i == num_stages - 1))
         self.stages = nn.ModuleList(stages)
-        # the stages' patch embeddings and spatial reductions read channels-last maps (tokens viewed as NCHW)
-        channels_last_weights(m for m in self.stages.modules() if isinstance(m, nn.Conv2d) and m.groups == 1)
         self.norm = BlockNorm(dims[-1]) if with_cls else None  # the official classifier's final norm
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.out_strides = tuple(4 * 2 ** i for i in self.out_indices)
