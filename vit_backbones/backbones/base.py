@@ -327,9 +327,8 @@ class BaseBackbone(BaseModule, metaclass=_BuildThenFinish):
         # stages carry NHWC tokens, so their convolutions read channels-last views: weights in the same layout
         # (not those that read the image, NCHW; the contract suite checks every family)
         image_convs = {key.rsplit('.', 1)[0] for key in self.stem_conv_keys}
-        in_stages = {id(m) for m in stages.modules()}
-        channels_last_weights(m for name, m in self.named_modules() if id(m) in in_stages and name not in image_convs
-                              and isinstance(m, nn.Conv2d) and m.groups == 1)
+        channels_last_weights(m for name, m in stages.named_modules(prefix=self.stages_attr)
+                              if isinstance(m, nn.Conv2d) and m.groups == 1 and name not in image_convs)
         self.random_init()
         self.freeze_stages()
 
