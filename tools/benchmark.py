@@ -7,7 +7,9 @@ implementations of a row run on the same input, in the same process, interleaved
 hits all of them alike. Reported: median and best of ``--repeat`` latencies, img/s, forward GMACs per image
 (``torch.utils.flop_counter``, math attention path), peak memory growth and the ratio to the fastest peer; with
 ``--compile`` also the compile time (the first call less a median one, not in the timings) and dynamo's graph
-breaks. ``--mode train`` is forward + backward of the sum of the outputs' means + an AdamW step.
+breaks. ``--mode train`` is forward + backward of the sum of the outputs' means + an AdamW step. ``--floor`` adds
+each step's products floor: its matrix products and convolutions, recorded in one step and timed alone (what the
+step would cost if its norms, activations, softmaxes, gathers and copies were free).
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over one step after the timed ones, less what was allocated
 before it; on CPU (``--memory``) the growth of the resident set over two steps after a warm-up step, each
@@ -23,6 +25,7 @@ Example:
     python tools/benchmark.py --readme README.md --from-json cpu.json gpu.json
     python tools/benchmark.py --model shuffle_t --size 224 224 --memory
     python tools/benchmark.py --model swin_t --sizes 512 --mode train --with-cp --memory --impl ours ours_cp mmseg
+    python tools/benchmark.py --model swin_t pvt_v2_b2 --sizes 224 512 --floor
     python tools/benchmark.py --list
 """
 import argparse
@@ -503,6 +506,16 @@ def probe_memory(make: Callable[[], nn.Module], sizes: list[tuple[int, int]], ba
     return results
 
 
+def product_floor(model: nn.Module, x: torch.Tensor, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``floor_ms`` (the step's matrix products and convolutions timed alone, :func:`bench.product_floor_ms`) and
+    ``floor_products``; both None, with ``floor_error``, if the recording fails."""
+    try:
+        floor = bench.product_floor_ms(bench.make_step(model, x, mode, args.amp), args.device, args.repeat)
+    except Exception as err:  # noqa: BLE001 - reported in the row; the timing stands
+        return dict(floor_ms=None, floor_products=None, floor_error=f'{type(err).__name__}: {err}'[:200])
+    return dict(floor_ms=floor['floor_ms'], floor_products=floor['products'])
+
+
 def measure_row(model_name: str, args: argparse.Namespace, candidates: Optional[dict[str, Callable]] = None
                 ) -> list[dict[str, Any]]:
     """Every (implementation, size, batch, mode) of one row, as JSON result rows; implementations that fail to
@@ -568,6 +581,8 @@ def measure_row(model_name: str, args: argparse.Namespace, candidates: Optional[
                     if device.type == 'cuda':
                         row.update(peak_mib=bench.cuda_peak_mib(steps[impl], device),
                                    memory_method='cuda_max_memory_allocated_delta')
+                    if args.floor:
+                        row.update(product_floor(runners[impl], x, mode, args))
                     rows.append(row)
     if args.memory and device.type != 'cuda':
         del models, runners, steps
@@ -603,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'implementation and setting); always measured on CUDA')
     parser.add_argument('--with-cp', action='store_true', help="also our model with activation checkpointing "
                         "(implementation 'ours_cp': with_cp=True; with --mode train --memory, the memory it saves)")
+    parser.add_argument('--floor', action='store_true', help='also time each step\'s matrix products and '
+                        'convolutions alone (eager): the step\'s time if everything else were free')
     parser.add_argument('--no-flops', action='store_true', help='skip the FLOP count (a forward at each size)')
     parser.add_argument('--json', metavar='PATH', help='write all rows and the environment as JSON')
     parser.add_argument('--readme', metavar='PATH', help='regenerate the block between <!-- benchmark:begin --> and '
@@ -624,6 +641,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f'--batch values must be >= 1, got {args.batch}')
     if args.warmup < 1 or args.repeat < 1:
         parser.error(f'--warmup and --repeat must be >= 1, got {args.warmup} and {args.repeat}')
+    if args.floor and args.compile:
+        parser.error('--floor times the eager operators of a step; it does not combine with --compile')
     if args.from_json and not args.readme:
         parser.error('--from-json needs --readme')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -636,7 +655,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     settings = dict(models=args.models, impl=args.impl, sizes=[list(s) for s in args.input_sizes],
                     batches=args.batch, modes=list(MODES[args.mode]), device=args.device, amp=args.amp,
-                    with_cp=args.with_cp,
+                    with_cp=args.with_cp, floor=args.floor,
                     compile=args.compile, warmup=args.warmup, repeat=args.repeat, memory=bool(
                         args.memory or args.device.startswith('cuda')), command=sys.argv)
     environment = bench.environment(args.device)

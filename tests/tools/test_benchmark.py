@@ -116,6 +116,50 @@ def test_count_flops_is_per_image_on_the_math_path():
     assert model.seen_fused == [False] and model.fused_attn is True and model.training  # switched back
 
 
+def test_record_products_sees_forward_and_backward_products():
+    model = TwoOutputs()
+    x = torch.randn(2, 3, 8, 8)
+    names = lambda calls: sorted(f.overloadpacket.__name__ for f, _, _, n in calls for _ in range(n))  # noqa: E731
+    assert names(bench.record_products(bench.make_step(model, x, 'infer'))) == ['addmm', 'convolution']
+    # backward: the linear's input and weight gradients (two mm) and the convolution's backward
+    assert names(bench.record_products(bench.make_step(model, x, 'train'))) == [
+        'addmm', 'convolution', 'convolution_backward', 'mm', 'mm']
+    (func, args, kwargs, count), = bench.record_products(lambda: torch.mm(torch.ones(3, 5).t(), torch.ones(3, 4)))
+    assert count == 1 and args[0][:2] == ((5, 3), (1, 5))  # the transposed operand's strides are kept
+    fresh = bench._fresh(args[0])
+    assert fresh.shape == (5, 3) and fresh.stride() == (1, 5)
+    expanded = bench._fresh(bench._geometry(torch.ones(4).expand(3, 4)))
+    assert expanded.stride() == (0, 1) and expanded.untyped_storage().nbytes() == 4 * 4
+
+
+class MostlyElementwise(nn.Module):
+    """One small matrix product, then many passes of elementwise work over a large tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x[:8, :8])
+        z = x
+        for _ in range(20):
+            z = torch.sin(z)
+        return z.sum() + y.sum()
+
+
+def test_product_floor_leaves_out_everything_but_the_products():
+    torch.manual_seed(0)
+    step = bench.make_step(MostlyElementwise(), torch.randn(1024, 1024), 'infer')
+    step()
+    floor = bench.product_floor_ms(step, repeat=3)
+    assert floor['products'] == 1 and floor['floor_ms'] > 0
+    timing = bench.time_steps({'step': step}, 'cpu', warmup=1, repeat=3)['step']
+    # the sines over a million elements take far longer than one 8x8 product
+    assert floor['floor_ms'] < 0.2 * bench.summarize(timing['times_ms'], 1)['median_ms']
+    with pytest.raises(ValueError, match='repeat'):
+        bench.product_floor_ms(step, repeat=0)
+
+
 def _tiny_result(*extra: str) -> dict:
     args = parse('--model', 'tiny', '--sizes', '32', '--batch', '1', '2', '--mode', 'both', '--warmup', '1',
                  '--repeat', '2', *extra)
@@ -154,6 +198,22 @@ def test_tiny_run_json_schema_and_table():
     assert len(table) == 2 + len(rows) and table[0].startswith('| Model | Impl |') and 'Compile' not in table[0]
     assert all(line.count('|') == table[0].count('|') for line in table)
     assert '| tiny | ours | 32x32 | 2 | train |' in '\n'.join(table)
+    assert 'Products floor' not in table[0] and not any('floor_ms' in row for row in rows)
+
+
+def test_floor_adds_each_steps_products_floor_to_rows_and_table():
+    result = _tiny_result('--floor')
+    rows = result['rows']
+    assert result['settings']['floor'] is True
+    for row in rows:
+        assert row['status'] == 'ok' and row['floor_ms'] > 0, row
+        assert row['floor_products'] > 0
+    train = {r['impl']: r['floor_products'] for r in rows if r['mode'] == 'train' and r['batch'] == 1}
+    infer = {r['impl']: r['floor_products'] for r in rows if r['mode'] == 'infer' and r['batch'] == 1}
+    assert all(train[impl] > infer[impl] for impl in train)  # the backward's products are counted too
+    table = bench.render_table(rows).splitlines()
+    assert table[0].endswith('| vs best peer | Products floor ms |')
+    assert all(line.count('|') == table[0].count('|') for line in table)
 
 
 def test_failing_implementations_are_reported_not_fatal():
@@ -192,6 +252,7 @@ def test_sizes_batches_modes_and_models_on_the_command_line():
     (['--sizes', '0'], 'S or HxW'), (['--sizes', '12y4'], 'S or HxW'), (['--size', '1', '2', '3'], '--size'),
     (['--model', 'swin_tt'], "unknown --model 'swin_tt'"), (['--batch', '0'], '--batch'),
     (['--repeat', '0'], '--repeat'), (['--from-json', 'a.json'], 'needs --readme'),
+    (['--floor', '--compile'], '--floor'),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -8,6 +8,8 @@ The tool decides *what* to measure (its rows: one architecture, several implemen
   and times each call (``time.perf_counter`` on CPU; CUDA events, with the stream synchronised, on CUDA). The first
   warm-up call of each step is timed apart: with ``torch.compile`` it holds the compilation.
 - :func:`count_flops` counts the multiply-accumulates of one image's forward with ``torch.utils.flop_counter``.
+- :func:`product_floor_ms` records the matrix products and convolutions of one step (a dispatch mode) and times each
+  alone: what the step would cost if everything else (norms, activations, softmaxes, gathers, copies) were free.
 - Peak memory is the growth during the steps: on CUDA ``max_memory_allocated`` minus what was allocated before
   (:func:`cuda_peak_mib`); on CPU the growth of the process's resident set, sampled by a thread, in a fresh
   subprocess per implementation (:func:`rss_growth_mib`, run by the tool's ``--probe-memory``).
@@ -28,14 +30,16 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import FlopCounterMode
 
 from .checkpoint_io import AtomicLocalBackend
 
 __all__ = [
-    'BEGIN', 'END', 'SCHEMA', 'add_peer_ratios', 'count_flops', 'cuda_peak_mib', 'environment', 'graph_break_count',
-    'make_step', 'measured_on', 'readme_block', 'render_table', 'replace_block', 'rss_growth_mib', 'summarize',
-    'time_steps', 'update_readme'
+    'BEGIN', 'END', 'PRODUCT_OPS', 'SCHEMA', 'add_peer_ratios', 'count_flops', 'cuda_peak_mib', 'environment',
+    'graph_break_count', 'make_step', 'measured_on', 'product_floor_ms', 'readme_block', 'record_products',
+    'render_table', 'replace_block', 'rss_growth_mib', 'summarize', 'time_steps', 'update_readme'
 ]
 
 SCHEMA = 'vit_backbones.benchmark/1'
@@ -185,6 +189,87 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9
 
 
+#: aten operators :func:`product_floor_ms` counts: matrix products and convolutions (forward and backward).
+PRODUCT_OPS = frozenset({'mm', 'addmm', 'bmm', 'baddbmm', 'convolution', 'convolution_backward'})
+
+
+class _ProductRecorder(TorchDispatchMode):
+    """Records the operator, tensor geometry and other arguments of every :data:`PRODUCT_OPS` call, per signature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, list[Any]] = {}  # signature -> [operator, args template, kwargs template, count]
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__ in PRODUCT_OPS:
+            args_t, kwargs_t = tree_map(_geometry, (args, kwargs))
+            key = f'{func}{args_t!r}{kwargs_t!r}'
+            self.calls.setdefault(key, [func, args_t, kwargs_t, 0])[3] += 1
+        return func(*args, **kwargs)
+
+
+class _Geometry(tuple):
+    """(shape, stride, dtype, device) of a recorded tensor argument."""
+
+
+def _geometry(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return _Geometry((tuple(value.shape), tuple(value.stride()), value.dtype, value.device))
+    return value
+
+
+def _fresh(value: Any) -> Any:
+    """A random tensor with a recorded geometry (a view of the smallest storage its strides need), or ``value``."""
+    if not isinstance(value, _Geometry):
+        return value
+    shape, stride, dtype, device = value
+    extent = 1 + sum((n - 1) * s for n, s in zip(shape, stride)) if all(shape) else 0
+    return torch.randn(extent, dtype=dtype, device=device).as_strided(shape, stride)
+
+
+def record_products(step: Callable[[], None]) -> list[tuple[Any, tuple, dict, int]]:
+    """The matrix products and convolutions (:data:`PRODUCT_OPS`) of one call of ``step``, backward included:
+    ``(operator, args, kwargs, count)`` per distinct signature, tensors replaced by their (shape, stride, dtype,
+    device)."""
+    recorder = _ProductRecorder()
+    with recorder:
+        step()
+    return [tuple(call) for call in recorder.calls.values()]
+
+
+def product_floor_ms(step: Callable[[], None], device: Union[str, torch.device] = 'cpu', repeat: int = 10
+                     ) -> dict[str, Any]:
+    """Time the matrix products and convolutions of one call of ``step``, each alone (:func:`record_products`).
+
+    Each distinct signature runs ``repeat`` times on random tensors of its recorded geometry (after one warm-up
+    call); its median times its count in the step, summed over signatures, is the floor: the step's time if
+    everything else it does were free. Fused attention kernels are not products here (their matrix products run
+    inside them), so a fused implementation's floor leaves its attention out.
+
+    Returns:
+        ``floor_ms`` and ``products`` (calls in one step).
+    """
+    if repeat < 1:
+        raise ValueError(f'repeat must be >= 1, got {repeat}')
+    device = torch.device(device)
+    calls = record_products(step)
+    total = 0.0
+    with torch.no_grad():
+        for func, args_t, kwargs_t, count in calls:
+            args, kwargs = tree_map(_fresh, (args_t, kwargs_t))
+            times = []
+            for i in range(repeat + 1):
+                _synchronize(device)
+                begin = time.perf_counter()
+                func(*args, **kwargs)
+                _synchronize(device)
+                if i:
+                    times.append((time.perf_counter() - begin) * 1000)
+            total += statistics.median(times) * count
+    return dict(floor_ms=total, products=sum(call[3] for call in calls))
+
+
 def cuda_peak_mib(step: Callable[[], None], device: Union[str, torch.device] = 'cuda') -> float:
     """Peak CUDA memory growth (MiB) of one call of ``step``: ``max_memory_allocated`` minus the memory allocated
     before it (the model, its optimizer state and the input are not counted)."""
@@ -277,12 +362,15 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
 
     Columns: median and best latency (ms), img/s at the median, forward GMACs per image (what papers call FLOPs; the
     JSON also has ``gflops``, twice as many), peak memory growth (MiB),
-    the median against the best peer's (``ratio``: below 1 is faster), and with ``torch.compile`` the compile time
-    and graph breaks. Rows that did not run say why in the last column.
+    the median against the best peer's (``ratio``: below 1 is faster), with ``--floor`` the products floor (ms, see
+    :func:`product_floor_ms`), and with ``torch.compile`` the compile time and graph breaks. Rows that did not run
+    say why in the last column.
     """
     compiled = any(row.get('compile') for row in rows)
+    floored = any('floor_ms' in row for row in rows)
     head = ['Model', 'Impl', 'Input', 'Batch', 'Mode', 'Median ms', 'Best ms', 'img/s', 'GMACs', 'Peak MiB',
             'vs best peer']
+    head += ['Products floor ms'] if floored else []
     head += ['Compile s', 'Graph breaks'] if compiled else []
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in rows:
@@ -294,6 +382,8 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
             cells += [_fmt(row['median_ms']), _fmt(row['best_ms']), _fmt(row['img_per_s'], 2),
                       _fmt(row.get('gmacs'), 2), _fmt(row.get('peak_mib'), 0),
                       '-' if ratio is None else f"{ratio:.2f}x {row.get('best_peer')}"]
+            if floored:
+                cells.append(_fmt(row.get('floor_ms')))
             if compiled:
                 cells += [_fmt(row.get('compile_s'), 1), str(row.get('graph_breaks', '-'))]
         lines.append('| ' + ' | '.join(str(c).replace('|', '/') for c in cells) + ' |')
