@@ -242,31 +242,23 @@ def product_floor_ms(step: Callable[[], None], device: Union[str, torch.device] 
                      ) -> dict[str, Any]:
     """Time the matrix products and convolutions of one call of ``step``, each alone (:func:`record_products`).
 
-    Each distinct signature runs ``repeat`` times on random tensors of its recorded geometry (after one warm-up
-    call); its median times its count in the step, summed over signatures, is the floor: the step's time if
-    everything else it does were free. Fused attention kernels are not products here (their matrix products run
-    inside them), so a fused implementation's floor leaves its attention out.
+    Each distinct signature runs ``repeat`` times on random tensors of its recorded geometry, timed by
+    :func:`time_steps` after one warm-up call; its median times its count in the step, summed over signatures, is
+    the floor: the step's time if everything else it does were free. Fused attention kernels are not products here
+    (their matrix products run inside them), so a fused implementation's floor leaves its attention out.
 
     Returns:
         ``floor_ms`` and ``products`` (calls in one step).
     """
     if repeat < 1:
         raise ValueError(f'repeat must be >= 1, got {repeat}')
-    device = torch.device(device)
     calls = record_products(step)
     total = 0.0
     with torch.no_grad():
         for func, args_t, kwargs_t, count in calls:
             args, kwargs = tree_map(_fresh, (args_t, kwargs_t))
-            times = []
-            for i in range(repeat + 1):
-                _synchronize(device)
-                begin = time.perf_counter()
-                func(*args, **kwargs)
-                _synchronize(device)
-                if i:
-                    times.append((time.perf_counter() - begin) * 1000)
-            total += statistics.median(times) * count
+            timing = time_steps({'product': lambda: func(*args, **kwargs)}, device, warmup=1, repeat=repeat)
+            total += statistics.median(timing['product']['times_ms']) * count
     return dict(floor_ms=total, products=sum(call[3] for call in calls))
 
 
